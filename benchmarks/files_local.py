@@ -1,0 +1,174 @@
+"""rehost files transfer vs rsync -a (and cp -a, rclone when installed), local → local.
+
+Side by side in one run, on the same trees, warm page cache, ``sync`` before
+each timed run:
+
+1. Small files: N files of 1–16 KiB (random sizes, deterministic seed) in D
+   directories. Each tool copies the tree into its own empty target, then runs
+   again with nothing changed (the no-change re-run).
+2. Large files: K files of M MiB. rehost, ``cp -a`` and ``rsync -a`` copy them.
+
+Every tool run is its own process: wall-clock time and peak resident memory
+(``ru_maxrss`` from ``os.wait4``). rehost runs as users run it
+(``python -m rehost files transfer --json``), so its times include starting
+Python and importing the CLI; that start-up (``rehost --version``) is printed
+separately, and the time rehost itself reports (``seconds`` in its JSON: walk,
+compare, copy) is a column of its own.
+At the end every rehost target is checked with ``rehost files verify --content``.
+
+Run::
+
+    ./dev bench benchmarks/files_local.py                   # 5,000 small, 4 × 128 MiB
+    ./dev bench benchmarks/files_local.py --small 50000 --dirs 500 --big-mib 512
+
+The work directory (default ``benchmarks/work/files``) is deleted first and at the
+end unless ``--keep``. Results are printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REHOST = [sys.executable, "-m", "rehost", "files", "transfer"]
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float | None]:
+    """Run one command; (seconds, peak RSS in MiB, rehost's own seconds from --json).
+    A failure stops the benchmark."""
+    rehost = cmd[:4] == REHOST[:4]
+    if rehost:
+        cmd = [*cmd, "--json"]
+    os.sync()  # the previous step's dirty pages are not this tool's cost
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    own = json.loads(out)["seconds"] if rehost else None
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(
+            f"{' '.join(cmd)} failed: {proc.stderr.read().decode() if proc.stderr else ''}"
+        )
+    return seconds, usage.ru_maxrss // 1024, own
+
+
+def make_small(root: Path, files: int, dirs: int) -> int:
+    rnd = random.Random(42)
+    total = 0
+    for i in range(files):
+        d = root / f"d{i % dirs:04d}"
+        d.mkdir(parents=True, exist_ok=True)
+        size = rnd.randint(1024, 16384)
+        (d / f"f{i:06d}.dat").write_bytes(rnd.randbytes(size))
+        total += size
+    return total
+
+
+def make_big(root: Path, count: int, mib: int) -> None:
+    root.mkdir(parents=True)
+    block = os.urandom(1 << 20)
+    for i in range(count):
+        with open(root / f"big-{i}.bin", "wb") as f:
+            for _ in range(mib):
+                f.write(block)
+
+
+def warm(root: Path) -> None:
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                while f.read(1 << 20):
+                    pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--small", type=int, default=5000, help="small files (default 5,000)")
+    ap.add_argument("--dirs", type=int, default=50, help="directories for them (default 50)")
+    ap.add_argument("--big", type=int, default=4, help="large files (default 4)")
+    ap.add_argument("--big-mib", type=int, default=128, help="size of each, MiB (default 128)")
+    ap.add_argument("--jobs", type=int, default=4, help="rehost --jobs (default 4)")
+    ap.add_argument("--work", type=Path, default=HERE / "work" / "files")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+
+    work = args.work.resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = {**os.environ, "XDG_STATE_HOME": str(work / "state")}
+    tools = {"rsync": shutil.which("rsync"), "rclone": shutil.which("rclone"), "cp": "cp"}
+    rows: list[tuple[str, str, float, int, float | None]] = []
+    try:
+        small_bytes = make_small(work / "small", args.small, args.dirs)
+        make_big(work / "big", args.big, args.big_mib)
+        warm(work)
+        start, _, _ = run([sys.executable, "-m", "rehost", "--version"], env)
+        small = f"{args.small:,} small files ({small_bytes / 2**20:,.0f} MiB)"
+        jobs = ["--jobs", str(args.jobs)]
+        for label, cmd in [
+            ("rehost", [*REHOST, str(work / "small"), str(work / "r-small"), *jobs]),
+            (
+                "rsync -a",
+                [tools["rsync"] or "rsync", "-a", f"{work / 'small'}/", f"{work / 's-small'}/"],
+            ),
+            (
+                "rclone copy",
+                [tools["rclone"] or "", "copy", str(work / "small"), str(work / "c-small")],
+            ),
+        ]:
+            if not cmd[0]:
+                continue
+            first = run(cmd, env)
+            again = run(cmd, env)
+            rows.append((small, f"{label}: first copy", *first))
+            rows.append((small, f"{label}: no-change re-run", *again))
+        big = f"{args.big} × {args.big_mib} MiB"
+        for label, cmd in [
+            ("rehost", [*REHOST, str(work / "big"), str(work / "r-big"), *jobs]),
+            ("cp -a", ["cp", "-a", str(work / "big"), str(work / "p-big")]),
+            (
+                "rsync -a",
+                [tools["rsync"] or "rsync", "-a", f"{work / 'big'}/", f"{work / 's-big'}/"],
+            ),
+        ]:
+            if cmd[0] == "rsync" and not tools["rsync"]:
+                continue
+            rows.append((big, label, *run(cmd, env)))
+        for tree in ("small", "big"):
+            verify = [sys.executable, "-m", "rehost", "files", "verify", "--content"]
+            run(
+                [*verify, str(work / tree), str(work / f"r-{tree}")], env
+            )  # exits 1 on a difference
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"rehost start-up (python -m rehost --version): {start:.2f} s; rehost --jobs {args.jobs}")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print_rows(rows)
+
+
+def print_rows(rows: list[tuple[str, str, float, int, float | None]]) -> None:
+    """The results as a Markdown table, each time against rehost's in its group."""
+    print("| data | tool | seconds | vs rehost | rehost's own seconds | peak RSS (MiB) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    ref: dict[tuple[str, str], float] = {}
+    for data, label, seconds, rss, own in rows:
+        kind = "re-run" if "re-run" in label else "copy"
+        ref.setdefault((data, kind), seconds)  # rehost runs first in each group
+        ratio = seconds / ref[(data, kind)]
+        own_s = f"{own:.2f}" if own is not None else ""
+        print(f"| {data} | {label} | {seconds:.2f} | {ratio:.2f}× | {own_s} | {rss} |")
+
+
+if __name__ == "__main__":
+    main()

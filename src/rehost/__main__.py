@@ -1,0 +1,3 @@
+from rehost.cli import main
+
+main()

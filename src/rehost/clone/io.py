@@ -1,0 +1,349 @@
+"""Reading the source in one snapshot, and the fastest bulk write each engine has.
+
+* source: one connection, one REPEATABLE READ (PostgreSQL, MariaDB: with a
+  consistent snapshot) or deferred (SQLite) read-only transaction for the
+  whole clone and its verification; with ``--jobs`` PostgreSQL workers join
+  that transaction's exported snapshot; rows streamed with a server-side cursor
+  in primary-key order, so memory stays flat whatever the table size;
+* PostgreSQL target: ``COPY … FROM STDIN`` through psycopg's ``cursor.copy()``
+  (text rows from Python values; PostgreSQL to PostgreSQL with identical
+  types pipes ``COPY TO STDOUT (FORMAT binary)`` straight into it);
+* MariaDB target: PyMySQL ``executemany``, which sends one multi-row
+  ``INSERT … VALUES (…), (…)`` per up to 16 MB, with key checks off;
+* SQLite target: ``executemany`` in one transaction per table, with
+  ``journal_mode=OFF`` and ``synchronous=OFF`` while loading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import decimal
+import itertools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pymysql.converters import escape_bytes_prefixed, escape_string  # type: ignore[import-untyped]
+from sqlalchemy.engine import Connection, Engine
+
+BATCH = 5000
+MYSQL_STMT_BYTES = 16 * 1024 * 1024
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote_identifier(name)
+
+
+def _order_by(conn: Connection, pk: Sequence[str], text_columns: set[str]) -> str:
+    """ORDER BY the key; text compared by code point on every engine (for verify)."""
+    parts = []
+    for c in pk:
+        q = _quote(conn, c)
+        if c in text_columns:
+            if conn.dialect.name == "postgresql":
+                q = f'{q} COLLATE "C"'
+            elif conn.dialect.name == "mysql":
+                q = f"CONVERT({q} USING utf8mb4) COLLATE utf8mb4_bin"
+        parts.append(q)
+    return ", ".join(parts)
+
+
+def stream(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    pk: Sequence[str],
+    *,
+    text_pk: set[str] | None = None,
+    batch: int = BATCH,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """All rows of a table in key order, in batches, through a server-side cursor."""
+    cols = ", ".join(_quote(conn, c) for c in columns)
+    sql = f"SELECT {cols} FROM {_quote(conn, table)}"
+    if pk:
+        sql += f" ORDER BY {_order_by(conn, pk, text_pk or set())}"
+    raw: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        cur = raw.cursor(name=f"rehost_{next(_cursor_ids)}")  # server-side
+        cur.itersize = batch
+    elif conn.dialect.name == "mysql":
+        import pymysql.cursors  # type: ignore[import-untyped]
+
+        cur = raw.cursor(pymysql.cursors.SSCursor)  # unbuffered
+    else:
+        cur = raw.cursor()
+    try:
+        cur.execute(sql)
+        while True:
+            rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            yield rows
+    finally:
+        with contextlib.suppress(Exception):  # the connection may be gone (Ctrl-C)
+            cur.close()
+
+
+_cursor_ids = itertools.count(1)
+
+
+def open_snapshot(engine: Engine) -> Connection:
+    """A read-only connection whose reads all see the same moment of the source."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        conn = engine.connect()
+        conn.begin()
+        return conn
+    conn = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    if dialect == "postgresql":
+        conn.begin()
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+    else:
+        conn.exec_driver_sql("SET SESSION time_zone = '+00:00'")
+        conn.commit()
+        conn.begin()
+        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    return conn
+
+
+def export_snapshot(conn: Connection) -> str | None:
+    """PostgreSQL: the id other sessions can join this snapshot by (None elsewhere)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+
+
+def join_snapshot(engine: Engine, snapshot: str | None) -> Connection:
+    """A worker's source connection: PostgreSQL joins the exported snapshot.
+
+    SQLite gets its own deferred read transaction (the same data only while no
+    one writes the file); MariaDB cannot share a snapshot, so the clone reads it
+    through one connection (see ``clone``) and never calls this for it.
+    """
+    if engine.dialect.name != "postgresql" or snapshot is None:
+        return open_snapshot(engine)
+    conn = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    conn.begin()
+    # Must come before any query of the transaction.
+    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+    return conn
+
+
+def session_setup(conn: Connection) -> None:
+    """Target session settings: UTC, and MariaDB strict with literal zero IDs."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+    elif conn.dialect.name == "mysql":
+        conn.exec_driver_sql(
+            "SET SESSION time_zone = '+00:00', "
+            "sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
+        )
+
+
+# -------------------------------------------------------------------- writers
+
+
+def write_rows(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    batches: Iterator[list[tuple[Any, ...]]],
+    advance: Any,
+) -> int:
+    """Bulk-insert every batch into the target table and commit; returns the row count."""
+    dialect = conn.dialect.name
+    raw: Any = conn.connection.dbapi_connection
+    t = _quote(conn, table)
+    cols = ", ".join(_quote(conn, c) for c in columns)
+    total = 0
+    if dialect == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {t} ({cols}) FROM STDIN") as copy:
+            for rows in batches:
+                for row in rows:
+                    copy.write_row(row)
+                total += len(rows)
+                advance(len(rows))
+        raw.commit()
+        return total
+    if dialect == "mysql":
+        return _mysql_insert(raw, f"INSERT INTO {t} ({cols}) VALUES ", batches, advance)
+    sql = f"INSERT INTO {t} ({cols}) VALUES ({', '.join(['?'] * len(columns))})"
+    raw.execute("BEGIN")
+    try:
+        for rows in batches:
+            raw.executemany(sql, rows)
+            total += len(rows)
+            advance(len(rows))
+        raw.execute("COMMIT")
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    return total
+
+
+def _mysql_insert(
+    raw: Any, head: str, batches: Iterator[list[tuple[Any, ...]]], advance: Any
+) -> int:
+    """Multi-row INSERTs of up to 16 MB, literals written column by column.
+
+    What PyMySQL's executemany does, minus its per-value dispatch: 2-3x faster.
+    """
+    cur = raw.cursor()
+    cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
+    cur.execute("SELECT @@max_allowed_packet")
+    packet = min(MYSQL_STMT_BYTES, int(cur.fetchone()[0]) - 64 * 1024)
+    limit = max(256 * 1024, packet // 4)  # characters: up to 4 bytes each in utf8mb4
+    literal = raw.literal
+    total = 0
+    try:
+        parts: list[str] = []
+        size = 0
+        for rows in batches:
+            columns = [
+                [_mysql_literal(v, literal) for v in [r[i] for r in rows]]
+                for i in range(len(rows[0]))
+            ]
+            for values in zip(*columns, strict=True):
+                text = "(" + ",".join(values) + ")"
+                if parts and size + len(text) > limit:
+                    cur.execute(head + ",".join(parts))
+                    parts, size = [], 0
+                parts.append(text)
+                size += len(text) + 1
+            total += len(rows)
+            advance(len(rows))
+        if parts:
+            cur.execute(head + ",".join(parts))
+        raw.commit()
+    finally:
+        cur.execute("SET SESSION foreign_key_checks = 1, unique_checks = 1")
+        cur.close()
+    return total
+
+
+def _quote_text(v: str) -> str:
+    return "'" + escape_string(v) + "'"
+
+
+def _quote_iso(v: Any) -> str:
+    return "'" + v.isoformat() + "'"
+
+
+_MYSQL_LITERALS: dict[type, Any] = {
+    int: str,
+    bool: lambda v: "1" if v else "0",
+    float: repr,
+    decimal.Decimal: str,
+    str: _quote_text,
+    bytes: escape_bytes_prefixed,
+    dt.datetime: _quote_iso,
+    dt.date: _quote_iso,
+    dt.time: _quote_iso,
+}
+
+
+def _mysql_literal(v: Any, fallback: Any) -> str:
+    if v is None:
+        return "NULL"
+    fn = _MYSQL_LITERALS.get(v.__class__)
+    return fn(v) if fn is not None else fallback(v)
+
+
+def pipe_postgres(
+    source: Connection, target: Connection, table: str, columns: Sequence[str], advance: Any
+) -> int:
+    """PostgreSQL to PostgreSQL with identical types: binary COPY out, straight in."""
+    src: Any = source.connection.dbapi_connection
+    tgt: Any = target.connection.dbapi_connection
+    t = _quote(source, table)
+    cols = ", ".join(_quote(source, c) for c in columns)
+    with src.cursor() as scur, tgt.cursor() as tcur:
+        with (
+            scur.copy(f"COPY (SELECT {cols} FROM {t}) TO STDOUT (FORMAT binary)") as out,
+            tcur.copy(f"COPY {t} ({cols}) FROM STDIN (FORMAT binary)") as into,
+        ):
+            for chunk in out:
+                into.write(chunk)
+        rows = int(tcur.rowcount)
+    tgt.commit()
+    advance(rows)
+    return rows
+
+
+class LoadPragmas:
+    """SQLite: no journal, no fsync and no foreign-key checks while loading; restored after."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.raw: Any = conn.connection.dbapi_connection
+        self.saved: dict[str, Any] = {}
+
+    def __enter__(self) -> LoadPragmas:
+        for name in ("journal_mode", "synchronous"):
+            self.saved[name] = self.raw.execute(f"PRAGMA {name}").fetchone()[0]
+        self.raw.execute("PRAGMA foreign_keys = OFF")
+        self.raw.execute("PRAGMA journal_mode = OFF")
+        self.raw.execute("PRAGMA synchronous = OFF")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.raw.execute(f"PRAGMA journal_mode = {self.saved['journal_mode']}")
+        self.raw.execute(f"PRAGMA synchronous = {int(self.saved['synchronous'])}")
+        self.raw.execute("PRAGMA foreign_keys = ON")
+
+
+# ------------------------------------------------------------------ sequences
+
+
+def last_id(conn: Connection, table: str, column: str) -> int | None:
+    """The highest ID a sequence of the source already handed out (deleted rows included)."""
+    dialect = conn.dialect.name
+    q = _quote(conn, table)
+    highest = conn.exec_driver_sql(f"SELECT MAX({_quote(conn, column)}) FROM {q}").scalar()
+    counter: int | None = None
+    if dialect == "postgresql":
+        seq = conn.exec_driver_sql(
+            "SELECT pg_get_serial_sequence(%(t)s, %(c)s)", {"t": q, "c": column}
+        ).scalar()
+        if seq:
+            last, called = conn.exec_driver_sql(f"SELECT last_value, is_called FROM {seq}").one()
+            counter = int(last) if called else int(last) - 1
+    elif dialect == "mysql":
+        nxt = conn.exec_driver_sql(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (table,),
+        ).scalar()
+        counter = int(nxt) - 1 if nxt else None
+    else:
+        try:
+            seq = conn.exec_driver_sql(
+                "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
+            ).scalar()
+            counter = int(seq) if seq is not None else None
+        except Exception:  # no AUTOINCREMENT table anywhere: no sqlite_sequence
+            counter = None
+    values = [int(v) for v in (highest, counter) if v is not None]
+    return max(values) if values else None
+
+
+def set_next_id(conn: Connection, table: str, column: str, last: int | None, strict: bool) -> None:
+    """Make the target's next generated ID ``last + 1`` (or its start when empty)."""
+    dialect = conn.dialect.name
+    q = _quote(conn, table)
+    if dialect == "postgresql":
+        seq = conn.exec_driver_sql(
+            "SELECT pg_get_serial_sequence(%(t)s, %(c)s)", {"t": q, "c": column}
+        ).scalar()
+        if seq and last is not None:
+            conn.exec_driver_sql("SELECT setval(%(s)s, %(v)s, true)", {"s": seq, "v": last})
+    elif dialect == "mysql":
+        if last is not None:
+            conn.exec_driver_sql(f"ALTER TABLE {q} AUTO_INCREMENT = {int(last) + 1}")
+    elif strict and last is not None:
+        conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+        conn.exec_driver_sql(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, int(last))
+        )

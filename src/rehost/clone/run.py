@@ -1,0 +1,568 @@
+"""``clone()``: reflect, map, create, load, add keys, reset sequences, verify."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from rehost.checks.findings import Finding
+from rehost.clone import ddl
+from rehost.clone.io import (
+    LoadPragmas,
+    export_snapshot,
+    join_snapshot,
+    last_id,
+    open_snapshot,
+    pipe_postgres,
+    session_setup,
+    set_next_id,
+    stream,
+    write_rows,
+)
+from rehost.clone.plan import ClonePlan, TablePlan, plan_clone
+from rehost.clone.reflect import reflect_tables
+from rehost.clone.types import parse_overrides
+from rehost.clone.values import ZeroDates, converter, source_fix
+from rehost.clone.verify import TableCheck, verify_table
+from rehost.db.connect import open_engine, redact
+from rehost.errors import RehostError, UsageError
+from rehost.progress import NoProgress, Progress
+
+MAX_JOBS = 8
+
+
+class CloneBlocked(RehostError):
+    """The source has something the target cannot hold faithfully; nothing was written."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        lines = [f"  {f.subject}: {f.message} Fix: {f.fix}" for f in findings]
+        super().__init__(
+            f"The clone would lose data in {len(findings)} column(s) or constraint(s), so "
+            "nothing was written:\n" + "\n".join(lines)
+        )
+
+
+class TargetNotEmpty(RehostError):
+    """The target already has tables."""
+
+
+class CloneFailed(RehostError):
+    """The target refused part of the clone."""
+
+
+@dataclass
+class TableResult:
+    name: str
+    rows: int = 0
+    seconds: float = 0.0
+    check: TableCheck | None = None
+    kept: bool = False  # --resume: already loaded by the interrupted run
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.name,
+            "rows": self.rows,
+            "seconds": round(self.seconds, 3),
+            "kept": self.kept,
+            "verified": None if self.check is None else self.check.ok,
+            "verify": None if self.check is None else self.check.to_json(),
+        }
+
+
+@dataclass
+class CloneResult:
+    source: str
+    target: str
+    source_engine: str
+    target_engine: str
+    verify_only: bool = False
+    tables: list[TableResult] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(t.check is not None and t.check.ok for t in self.tables) and not any(
+            f.severity == "error" for f in self.findings
+        )
+
+    @property
+    def mismatches(self) -> list[TableCheck]:
+        return [t.check for t in self.tables if t.check is not None and not t.check.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "source_engine": self.source_engine,
+            "target_engine": self.target_engine,
+            "verify_only": self.verify_only,
+            "ok": self.ok,
+            "rows": sum(t.rows for t in self.tables),
+            "seconds": round(self.seconds, 3),
+            "tables": [t.to_json() for t in self.tables],
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def _select(names: list[str], tables: list[str] | None, exclude: list[str]) -> list[str]:
+    known = set(names)
+    unknown = [t for t in [*(tables or []), *exclude] if t not in known]
+    if unknown:
+        raise UsageError(
+            f"No table named {', '.join(unknown)} in the source. Tables: {', '.join(names)}."
+        )
+    chosen = [n for n in names if (tables is None or n in tables) and n not in exclude]
+    if not chosen:
+        raise UsageError("Nothing to clone: the selection leaves no table.")
+    return chosen
+
+
+def prepare(
+    source: Engine,
+    target_dialect: str,
+    *,
+    tables: list[str] | None = None,
+    exclude: list[str] | None = None,
+    map_types: list[str] | None = None,
+) -> ClonePlan:
+    """Reflect the source and plan the target; no writes anywhere."""
+    names = _select(sorted(sa.inspect(source).get_table_names()), tables, exclude or [])
+    # rehost's import ledger belongs to that database, not to its data: not cloned
+    # unless asked for by name.
+    names = [n for n in names if n != "rehost_ledger" or (tables and n in tables)]
+    reflected = reflect_tables(source, names)
+    return plan_clone(
+        reflected, source.dialect.name, target_dialect, parse_overrides(map_types or [])
+    )
+
+
+def clone(
+    source: str,
+    target: str,
+    *,
+    tables: list[str] | None = None,
+    exclude: list[str] | None = None,
+    map_types: list[str] | None = None,
+    replace: bool = False,
+    resume: bool = False,
+    verify_only: bool = False,
+    jobs: int = 1,
+    progress: Progress | None = None,
+) -> CloneResult:
+    """Copy a whole database (schema, rows, sequences) into an empty target, then verify.
+
+    With ``verify_only`` nothing is written: the target's tables are compared
+    with the source's. With ``resume`` an interrupted clone carries on: tables
+    the target already holds in full are kept, the others (re)loaded, and keys
+    that exist are not added again. Raises CloneBlocked (nothing written) when
+    a type has no faithful mapping, TargetNotEmpty when the target has tables.
+
+    ``jobs`` > 1 copies that many tables at once, each worker with its own
+    source and target connections. PostgreSQL workers join the snapshot the
+    coordinating transaction exports; SQLite workers each read in their own
+    transaction (consistent only while nothing writes the source). A MariaDB
+    source cannot share a snapshot, and a SQLite target takes one writer: both
+    copy one table at a time, with an info finding saying so.
+    """
+    if jobs < 1:
+        raise UsageError("--jobs takes a number of 1 or more.")
+    if resume and (replace or verify_only):
+        raise UsageError(
+            "--resume carries on an interrupted clone: not with --replace or --verify-only."
+        )
+    bar = progress or NoProgress()
+    started = time.perf_counter()
+    src_engine = open_engine(source)
+    tgt_engine = open_engine(target, must_exist=verify_only)
+    try:
+        plan = prepare(
+            src_engine,
+            tgt_engine.dialect.name,
+            tables=tables,
+            exclude=exclude,
+            map_types=map_types,
+        )
+        if plan.errors:
+            raise CloneBlocked(plan.errors)
+        result = CloneResult(
+            source=redact(source),
+            target=redact(target),
+            source_engine=plan.source,
+            target_engine=plan.target,
+            verify_only=verify_only,
+            findings=list(plan.findings),
+        )
+        jobs = _effective_jobs(jobs, plan, result, verify_only)
+        existing = set(sa.inspect(tgt_engine).get_table_names())
+        if verify_only:
+            missing = [n for n in plan.tables if n not in existing]
+            if missing:
+                raise CloneFailed(
+                    f"The target {redact(target)} has no table {', '.join(missing)}: "
+                    "there is no finished clone to verify. Run rehost clone without --verify-only."
+                )
+        else:
+            if not resume:
+                _make_room(tgt_engine, plan, existing, replace, target)
+        snap = open_snapshot(src_engine)
+        try:
+            snapshot = export_snapshot(snap) if jobs > 1 else None
+            with tgt_engine.connect() as tconn:
+                session_setup(tconn)
+                tconn.commit()
+                if not verify_only:
+                    kept = existing & set(plan.tables) if resume else set()
+                    workers = _Workers(src_engine, tgt_engine, snapshot, jobs)
+                    _load(snap, tconn, plan, result, bar, kept, workers)
+                else:
+                    result.tables = [TableResult(n) for n in plan.tables]
+                _verify(snap, tconn, plan, result, bar)
+        finally:
+            snap.rollback()
+            snap.close()
+        result.seconds = time.perf_counter() - started
+        return result
+    finally:
+        src_engine.dispose()
+        tgt_engine.dispose()
+
+
+def _effective_jobs(jobs: int, plan: ClonePlan, result: CloneResult, verify_only: bool) -> int:
+    """The number of tables copied at once: 1 where the engines cannot do more safely."""
+    if jobs == 1 or verify_only or len(plan.tables) == 1:
+        return 1
+    why = ""
+    if plan.source == "mysql":
+        why = (
+            "a MariaDB/MySQL snapshot cannot be shared between connections, and the "
+            "source is read in one snapshot: tables are copied one at a time"
+        )
+    elif plan.target == "sqlite":
+        why = "SQLite takes one writer at a time: tables are copied one at a time"
+    if why:
+        result.findings.append(Finding("clone-jobs", "info", "--jobs", why))
+        return 1
+    # Each worker holds a source and a target connection: stay within the pools.
+    return min(jobs, len(plan.tables), MAX_JOBS)
+
+
+class _Workers:
+    """Where the parallel copy gets its connections (one pair per worker thread)."""
+
+    def __init__(self, source: Engine, target: Engine, snapshot: str | None, jobs: int) -> None:
+        self.source, self.target, self.snapshot, self.jobs = source, target, snapshot, jobs
+
+
+def _make_room(
+    engine: Engine, plan: ClonePlan, existing: set[str], replace: bool, url: str
+) -> None:
+    ours = sorted(n for n in plan.tables if n in existing)
+    if replace:
+        if ours:
+            with engine.connect() as conn:
+                if plan.target == "sqlite":
+                    raw: Any = conn.connection.dbapi_connection
+                    raw.execute("PRAGMA foreign_keys = OFF")
+                    try:
+                        for n in ours:
+                            raw.execute(f"DROP TABLE {conn.dialect.identifier_preparer.quote(n)}")
+                    finally:
+                        raw.execute("PRAGMA foreign_keys = ON")
+                else:
+                    ddl.drop_tables(conn, ours, plan.target, ddl.enum_names(plan))
+                    conn.commit()
+        return
+    if existing:
+        shown = ", ".join(sorted(existing)[:8]) + (" …" if len(existing) > 8 else "")
+        raise TargetNotEmpty(
+            f"The target {redact(url)} is not empty (tables: {shown}). A clone writes only into "
+            "an empty database: create a new one, or pass --replace to drop the tables this "
+            "clone creates (and only those)."
+        )
+
+
+def _batches(
+    conn: Connection, tp: TablePlan, plan: ClonePlan, zero: ZeroDates
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Source rows converted for the target, batch by batch (column by column: fewer calls)."""
+    steps: list[tuple[int, list[Any]]] = []
+    for i, c in enumerate(tp.columns):
+        m = c.mapped
+        fix = source_fix(plan.source, plan.target, m.src_kind, f"{tp.name}.{c.name}", zero)
+        conv = converter(m.src_kind, m.kind, plan.source, plan.target, m.scale)
+        chain = [f for f in (fix, conv) if f is not None]
+        if chain:
+            steps.append((i, chain))
+    for rows in stream(conn, tp.name, tp.column_names, tp.pk):
+        if not steps:
+            yield rows
+            continue
+        columns: list[Any] = list(zip(*rows, strict=True))
+        for i, chain in steps:
+            values = columns[i]
+            for fn in chain:
+                values = [None if v is None else fn(v) for v in values]
+            columns[i] = values
+        yield list(zip(*columns, strict=True))
+
+
+def _count(conn: Connection, table: str) -> int:
+    q = conn.dialect.identifier_preparer.quote_identifier(table)
+    return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM {q}").scalar_one())
+
+
+def _load(
+    snap: Connection,
+    tconn: Connection,
+    plan: ClonePlan,
+    result: CloneResult,
+    bar: Progress,
+    existing: set[str],
+    workers: _Workers,
+) -> None:
+    """Create the tables (but those of an interrupted clone, in ``existing``), load, add keys."""
+    schema = ddl.build(plan)
+    with tconn.begin():
+        ddl.create_tables(tconn, schema, plan, skip=existing)
+    zero = ZeroDates()
+    if workers.jobs > 1:
+        result.tables.extend(_load_parallel(snap, plan, bar, existing, workers, zero))
+    else:
+        pragmas = LoadPragmas(tconn) if plan.target == "sqlite" else None
+        if pragmas:
+            pragmas.__enter__()
+        try:
+            for name, tp in plan.tables.items():
+                total = _count(snap, name)
+                if name in existing and _resumed(tconn, name, total):
+                    result.tables.append(TableResult(name, total, kept=True))
+                    continue
+                bar.start(f"copy {name}", total)
+                try:
+                    result.tables.append(_copy(snap, tconn, tp, plan, zero, bar.advance))
+                finally:
+                    bar.finish()
+        finally:
+            if pragmas:
+                pragmas.__exit__(None, None, None)
+    for subject, n in sorted(zero.counts.items()):
+        result.findings.append(
+            Finding(
+                "clone-zero-date",
+                "warning",
+                subject,
+                f"{n} MySQL zero date(s) such as 0000-00-00 have no equivalent: made NULL",
+            )
+        )
+    _after_load(tconn, schema, plan, result, bar, done=_key_names(tconn, existing))
+    _sequences(snap, tconn, plan)
+
+
+def _copy(
+    sconn: Connection,
+    tconn: Connection,
+    tp: TablePlan,
+    plan: ClonePlan,
+    zero: ZeroDates,
+    advance: Callable[..., Any],
+) -> TableResult:
+    """One table's rows from source to target, committed."""
+    name = tp.name
+    t0 = time.perf_counter()
+    try:
+        if tp.same_types and plan.target == "postgresql":
+            rows = pipe_postgres(sconn, tconn, name, tp.column_names, advance)
+        else:
+            rows = write_rows(
+                tconn, name, tp.column_names, _batches(sconn, tp, plan, zero), advance
+            )
+    except sa.exc.DBAPIError as exc:
+        raise CloneFailed(_refused(name, exc, "load")) from None
+    except Exception as exc:  # driver errors outside SQLAlchemy's wrapping
+        if type(exc).__module__.split(".")[0] in ("psycopg", "pymysql", "sqlite3"):
+            raise CloneFailed(_refused(name, exc, "load")) from None
+        raise
+    return TableResult(name, rows, time.perf_counter() - t0)
+
+
+def _load_parallel(
+    snap: Connection,
+    plan: ClonePlan,
+    bar: Progress,
+    existing: set[str],
+    workers: _Workers,
+    zero: ZeroDates,
+) -> list[TableResult]:
+    """``--jobs``: tables copied by a pool of threads, biggest first, one progress bar."""
+    totals = {name: _count(snap, name) for name in plan.tables}
+    lock = threading.Lock()
+    local = threading.local()
+    opened: list[Connection] = []
+    stop = threading.Event()
+
+    def advance(n: int = 1) -> None:
+        with lock:
+            bar.advance(n)
+
+    def connections() -> tuple[Connection, Connection]:
+        if not hasattr(local, "pair"):
+            sconn = join_snapshot(workers.source, workers.snapshot)
+            with lock:
+                opened.append(sconn)
+            tconn = workers.target.connect()
+            with lock:
+                opened.append(tconn)
+            session_setup(tconn)
+            tconn.commit()
+            local.pair = (sconn, tconn)
+        pair: tuple[Connection, Connection] = local.pair
+        return pair
+
+    def work(name: str) -> TableResult:
+        if stop.is_set():
+            raise CloneFailed("stopped: another table failed")
+        sconn, tconn = connections()
+        total = totals[name]
+        if name in existing and _resumed(tconn, name, total):
+            return TableResult(name, total, kept=True)
+        return _copy(sconn, tconn, plan.tables[name], plan, zero, advance)
+
+    order = sorted(plan.tables, key=lambda n: -totals[n])
+    bar.start(f"copy {len(order)} tables, {workers.jobs} at a time", sum(totals.values()))
+    pool = ThreadPoolExecutor(max_workers=workers.jobs, thread_name_prefix="rehost-clone")
+    try:
+        futures = {name: pool.submit(work, name) for name in order}
+        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise failed[0].exception()  # type: ignore[misc]
+        by_name = {name: f.result() for name, f in futures.items()}
+        return [by_name[name] for name in plan.tables]
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.finish()
+        for conn in opened:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+                conn.close()
+
+
+def _resumed(tconn: Connection, table: str, total: int) -> bool:
+    """True when an interrupted clone loaded this table in full; else it is emptied."""
+    q = tconn.dialect.identifier_preparer.quote_identifier(table)
+    full = _count(tconn, table) == total
+    if not full:
+        tconn.exec_driver_sql(f"DELETE FROM {q}")
+    tconn.commit()
+    return full
+
+
+def _key_names(tconn: Connection, tables: set[str]) -> set[tuple[str, str]]:
+    """(table, name) of the keys, indexes and foreign keys these target tables have."""
+    if not tables:
+        return set()
+    insp = sa.inspect(tconn.engine)
+    names: set[tuple[str, str]] = set()
+    for t in tables:
+        found = [
+            insp.get_pk_constraint(t).get("name"),
+            *(u.get("name") for u in insp.get_unique_constraints(t)),
+            *(i.get("name") for i in insp.get_indexes(t)),
+            *(f.get("name") for f in insp.get_foreign_keys(t)),
+        ]
+        names.update((t, n.lower()) for n in found if n)
+    return names
+
+
+def _after_load(
+    tconn: Connection,
+    schema: ddl.TargetSchema,
+    plan: ClonePlan,
+    result: CloneResult,
+    bar: Progress,
+    done: set[tuple[str, str]],
+) -> None:
+    steps = [
+        (table, element)
+        for table, element in ddl.after_load(schema, plan)
+        if (table, str(getattr(getattr(element, "element", None), "name", "")).lower()) not in done
+    ]
+    bar.start("keys, indexes, foreign keys", len(steps))
+    if plan.target == "mysql":
+        tconn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
+        tconn.commit()
+    try:
+        for table, element in steps:
+            try:
+                with tconn.begin():
+                    tconn.execute(element)
+            except sa.exc.DBAPIError as exc:
+                result.findings.append(
+                    Finding(
+                        "clone-constraint-failed",
+                        "error",
+                        table,
+                        _refused(table, exc, "constraint"),
+                        fix="fix the rows in the source, then clone again with --replace",
+                    )
+                )
+            bar.advance()
+    finally:
+        if plan.target == "mysql":
+            tconn.exec_driver_sql("SET SESSION foreign_key_checks = 1")
+            tconn.commit()
+        bar.finish()
+
+
+def _sequences(snap: Connection, tconn: Connection, plan: ClonePlan) -> None:
+    with tconn.begin():
+        for name, tp in plan.tables.items():
+            col = tp.autoinc
+            if col is None:
+                continue
+            last = last_id(snap, name, col.name)
+            strict = plan.target == "sqlite" and (
+                tp.src.sqlite_autoincrement or plan.source != "sqlite"
+            )
+            set_next_id(tconn, name, col.name, last, strict)
+
+
+def _verify(
+    snap: Connection, tconn: Connection, plan: ClonePlan, result: CloneResult, bar: Progress
+) -> None:
+    by_name = {t.name: t for t in result.tables}
+    for name, tp in plan.tables.items():
+        bar.start(f"verify {name}", None)
+        try:
+            check = verify_table(snap, tconn, tp, plan.source, plan.target)
+            tconn.rollback()
+        finally:
+            bar.finish()
+        entry = by_name.setdefault(name, TableResult(name))
+        entry.check = check
+        if not entry.rows:
+            entry.rows = check.target_rows
+
+
+def _refused(table: str, exc: Exception, what: str) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if what == "load":
+        return (
+            f"The target refused rows of table {table}: {reason}. Tables loaded so far stay; "
+            "fix the cause and run again with --replace."
+        )
+    return f"Could not add a key, index or foreign key on {table}: {reason}"

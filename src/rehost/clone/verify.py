@@ -1,0 +1,203 @@
+"""Verify a clone: row counts and per-table content checksums, compared on both sides.
+
+Both tables are streamed in primary-key order (text keys by code point, the
+same on every engine) and every value is turned into a canonical text form
+(see rehost.clone.values), so the checksums agree across engines exactly
+when the content does. Comparing row by row while streaming also names the
+first key that differs. Tables without a primary key are compared as a
+multiset (order-independent sum of row hashes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from rehost.clone.io import stream
+from rehost.clone.plan import ColumnPlan, TablePlan
+from rehost.clone.values import ZeroDates, canonical, converter, source_fix
+
+_NULL = "\x00"
+_SAME = {("uuid", "text"), ("text", "uuid")}
+
+
+@dataclass
+class TableCheck:
+    table: str
+    source_rows: int
+    target_rows: int
+    source_sum: str
+    target_sum: str
+    first_diff: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.first_diff is None
+            and self.source_rows == self.target_rows
+            and self.source_sum == self.target_sum
+        )
+
+    def problem(self) -> str:
+        if self.ok:
+            return ""
+        parts = []
+        if self.source_rows != self.target_rows:
+            parts.append(f"{self.source_rows} rows in the source, {self.target_rows} in the target")
+        if self.first_diff:
+            parts.append(f"first difference at {self.first_diff}")
+        elif self.source_sum != self.target_sum:
+            parts.append("content checksums differ")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "ok": self.ok,
+            "source_rows": self.source_rows,
+            "target_rows": self.target_rows,
+            "source_checksum": self.source_sum,
+            "target_checksum": self.target_sum,
+            "first_difference": self.first_diff,
+        }
+
+
+def _encoders(
+    c: ColumnPlan, source: str, target: str, table: str
+) -> tuple[Callable[[Any], str], Callable[[Any], str]]:
+    m = c.mapped
+    fix = source_fix(source, target, m.src_kind, f"{table}.{c.name}", ZeroDates())
+    tgt = canonical(m.kind, scale=m.scale, float4=m.float4, fixed=m.fixed)
+    if m.src_kind == m.kind or (m.src_kind, m.kind) in _SAME:
+        src = canonical(m.src_kind, scale=m.scale, float4=m.float4, fixed=m.fixed)
+    else:
+        conv = converter(m.src_kind, m.kind, source, target, m.scale)
+        src = tgt if conv is None else _then(conv, tgt)
+    if fix is not None:
+        inner = src
+
+        def src_fixed(v: Any) -> str:
+            v = fix(v)
+            return _NULL if v is None else inner(v)
+
+        return src_fixed, tgt
+    return src, tgt
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], str]) -> Callable[[Any], str]:
+    return lambda v: second(first(v))
+
+
+Batch = tuple[list[str], list[tuple[Any, ...]]]
+
+
+def _batches(
+    conn: Connection,
+    tp: TablePlan,
+    encoders: list[Callable[[Any], str]],
+    text_pk: set[str],
+) -> Iterator[Batch]:
+    """(canonical row texts, raw rows), batch by batch, in key order."""
+    for rows in stream(conn, tp.name, tp.column_names, tp.pk, text_pk=text_pk):
+        columns = [
+            [_NULL if v is None else enc(v) for v in [r[i] for r in rows]]
+            for i, enc in enumerate(encoders)
+        ]
+        yield ["\x1f".join(t) for t in zip(*columns, strict=True)], rows
+
+
+def _key(tp: TablePlan, row: tuple[Any, ...], encoders: list[Callable[[Any], str]]) -> tuple:
+    """A row's key, comparable the way the engines ordered it (integers as numbers)."""
+    names = tp.column_names
+    out: list[Any] = []
+    for c in tp.pk:
+        i = names.index(c)
+        if tp.columns[i].mapped.kind == "int":
+            try:
+                out.append(int(row[i]))
+                continue
+            except (TypeError, ValueError):
+                pass
+        out.append(encoders[i](row[i]))
+    return tuple(out)
+
+
+def _describe(tp: TablePlan, key: tuple[Any, ...]) -> str:
+    return f"{tp.name} (" + ", ".join(f"{c}={v!r}" for c, v in zip(tp.pk, key, strict=True)) + ")"
+
+
+def verify_table(
+    src: Connection, tgt: Connection, tp: TablePlan, source: str, target: str
+) -> TableCheck:
+    """Compare one table on both sides; the source is read in the caller's snapshot."""
+    pairs = [_encoders(c, source, target, tp.name) for c in tp.columns]
+    src_enc, tgt_enc = [p[0] for p in pairs], [p[1] for p in pairs]
+    text_pk = {c.name for c in tp.columns if c.name in tp.pk and c.mapped.kind in ("text", "uuid")}
+    left = _batches(src, tp, src_enc, text_pk)
+    right = _batches(tgt, tp, tgt_enc, text_pk)
+    if not tp.pk:
+        n1, s1 = _multiset(left)
+        n2, s2 = _multiset(right)
+        return TableCheck(tp.name, n1, n2, s1, s2)
+    h1, h2 = hashlib.sha256(), hashlib.sha256()
+    n1 = n2 = 0
+    first: str | None = None
+    empty: Batch = ([], [])
+    while True:
+        a = next(left, None)
+        b = next(right, None)
+        if a is None and b is None:
+            break
+        a, b = a or empty, b or empty
+        for h, texts in ((h1, a[0]), (h2, b[0])):
+            if texts:
+                h.update(("\x1e".join(texts) + "\x1e").encode("utf-8", "surrogatepass"))
+        n1 += len(a[0])
+        n2 += len(b[0])
+        if first is None and a[0] != b[0]:
+            i = next(
+                i
+                for i in range(max(len(a[0]), len(b[0])))
+                if i >= len(a[0]) or i >= len(b[0]) or a[0][i] != b[0][i]
+            )
+            ka = _key(tp, a[1][i], src_enc) if i < len(a[0]) else None
+            kb = _key(tp, b[1][i], tgt_enc) if i < len(b[0]) else None
+            first = _describe(tp, _first_key(ka, kb))
+            if ka is not None and ka == kb:  # the same row, other values: say which
+                left_values = a[0][i].split("\x1f")
+                right_values = b[0][i].split("\x1f")
+                differ = [
+                    c
+                    for c, x, y in zip(tp.column_names, left_values, right_values, strict=False)
+                    if x != y
+                ]
+                first += (
+                    f": {', '.join(differ)} differ" if len(differ) > 1 else f": {differ[0]} differs"
+                )
+    return TableCheck(tp.name, n1, n2, h1.hexdigest(), h2.hexdigest(), first)
+
+
+def _first_key(a: tuple | None, b: tuple | None) -> tuple:
+    """The smaller key of two rows that differ: the row one side lacks, or both differ at."""
+    if a is None or b is None:
+        key = a if b is None else b
+        assert key is not None
+        return key
+    try:
+        return a if a <= b else b
+    except TypeError:
+        return a
+
+
+def _multiset(batches: Iterator[Batch]) -> tuple[int, str]:
+    total = 0
+    n = 0
+    for texts, _ in batches:
+        for text in texts:
+            total += int.from_bytes(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+        n += len(texts)
+    return n, format(total % (1 << 256), "064x")

@@ -1,0 +1,428 @@
+"""Writing to a local target: atomic file copies with a hash, links, metadata.
+
+Every file is written under a temporary name in its target directory
+(``.rehost-tmp-<random>.part``), gets its metadata while still under that name,
+and is renamed into place (``os.replace``) only when complete. A file under its
+real name is therefore always whole and has its final mtime, so a run killed at
+any point leaves at most temporary files, which the next run removes.
+
+The content is copied with ``readinto`` into one reusable buffer (1 MiB),
+hashed (SHA-256) and written from that buffer: one read of the source serves
+both. The kernel's copy offload (``copy_file_range``/``sendfile``) spares the
+copy through user space, but the hash then needs a second read. Measured on the
+development machine (2 vCPUs, 512 MiB file on tmpfs, warm cache): single pass
+0.76 s, ``copy_file_range`` then a hashing read 0.73–0.80 s, ``cp`` 0.37 s, and
+SHA-256 alone runs at 1.4 GB/s. The hash, not the copy, bounds the speed, so
+offload buys nothing here while costing a second read of the source; hashing on
+a second thread while writing did not help either on 2 busy vCPUs. rehost
+therefore reads once. Offload would pay where it is a reflink or a server-side
+copy (btrfs, XFS, NFS 4.2) and the hash can come from elsewhere: a later option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rehost.files.entry import DIR, FILE, SYMLINK, Entry, join, lstat_entry, read_xattrs
+from rehost.files.location import LOCAL
+from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
+from rehost.files.walk import WalkItem, walk
+
+BUFFER_SIZE = 1 << 20
+ACL_PREFIX = "system.posix_acl_"
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class FileChanged(Exception):
+    """The source file changed (size, mtime or ctime) while it was being copied."""
+
+
+@dataclass
+class Placed:
+    """A file now on the target: its entry (for the manifest), hash and what was not kept."""
+
+    entry: Entry
+    sha256: str | None = None
+    size: int = 0
+    not_preserved: list[str] = field(default_factory=list)
+
+
+def open_source(path: bytes) -> int:
+    """Open a source file for reading only; never follows a link; spares its atime if allowed."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    if _O_NOATIME:
+        try:
+            return os.open(path, flags | _O_NOATIME)
+        except PermissionError:
+            pass  # O_NOATIME needs to own the file; fall back to a plain read
+    return os.open(path, flags)
+
+
+def hash_file(path: bytes) -> str:
+    """SHA-256 of a file, read once (never follows a link)."""
+    fd = open_source(path)
+    try:
+        h = hashlib.sha256()
+        buf = bytearray(BUFFER_SIZE)
+        view = memoryview(buf)
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            while n := f.readinto(buf):
+                h.update(view[:n])
+        return h.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def temp_path(dst_path: bytes) -> bytes:
+    directory = dst_path.rsplit(b"/", 1)[0]
+    return directory + b"/" + TEMP_PREFIX + secrets.token_hex(8).encode() + TEMP_SUFFIX
+
+
+def _unlink_quietly(path: bytes) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino) == (
+        b.st_size,
+        b.st_mtime_ns,
+        b.st_ctime_ns,
+        b.st_ino,
+    )
+
+
+def copy_file(
+    src_root: bytes, dst_root: bytes, rel: bytes, wanted: Wanted, *, retries: int = 1
+) -> Placed:
+    """Copy one regular file atomically with its metadata; hash it on the way.
+
+    A file that changes while it is read is copied again (``retries`` times), then
+    :class:`FileChanged` is raised; the target is left as it was.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return _copy_once(join(src_root, rel), join(dst_root, rel), rel, wanted)
+        except FileChanged:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> Placed:
+    fd_in = open_source(src_path)
+    tmp = temp_path(dst_path)
+    fd_out = -1
+    try:
+        before = os.fstat(fd_in)
+        if not stat.S_ISREG(before.st_mode):
+            raise FileChanged("is no longer a regular file")
+        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        h = hashlib.sha256()
+        buf = bytearray(min(BUFFER_SIZE, max(before.st_size, 1)))
+        view = memoryview(buf)
+        copied = 0
+        with open(fd_in, "rb", buffering=0, closefd=False) as reader:
+            while n := reader.readinto(buf):
+                chunk = view[:n]
+                h.update(chunk)
+                while chunk:
+                    written = os.write(fd_out, chunk)
+                    chunk = chunk[written:]
+                copied += n
+        after = os.fstat(fd_in)
+        if copied != after.st_size or not _same_version(before, after):
+            raise FileChanged("changed while it was being copied")
+        src = Entry.from_stat(rel, after).with_xattrs(read_xattrs(fd_in) if wanted.xattrs else None)
+        notes = apply_metadata(fd_out, src, wanted)
+        os.close(fd_out)
+        fd_out = -1
+        os.replace(tmp, dst_path)
+    except BaseException:
+        if fd_out >= 0:
+            os.close(fd_out)
+        _unlink_quietly(tmp)
+        raise
+    finally:
+        os.close(fd_in)
+    return Placed(Entry.from_stat(rel, os.lstat(dst_path)), h.hexdigest(), copied, notes)
+
+
+class LocalReader:
+    """A source file opened for streaming to another store: ``read(n)``, then ``finish()``
+    checks it did not change while read and returns its entry."""
+
+    def __init__(self, path: bytes, rel: bytes) -> None:
+        self.fd = open_source(path)
+        self.rel = rel
+        self.before = os.fstat(self.fd)
+        if not stat.S_ISREG(self.before.st_mode):
+            os.close(self.fd)
+            raise FileChanged("is no longer a regular file")
+        self.entry = Entry.from_stat(rel, self.before)
+
+    def read(self, n: int) -> bytes:
+        return os.read(self.fd, n)
+
+    def finish(self) -> Entry:
+        after = os.fstat(self.fd)
+        if not _same_version(self.before, after):
+            raise FileChanged("changed while it was being copied")
+        return Entry.from_stat(self.rel, after)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def stream_copy(reader: Any, write: Callable[[bytes], Any]) -> tuple[str, int, Entry]:
+    """Copy a reader (``read(n)``/``finish()``) into ``write``, hashing on the way:
+    (SHA-256, bytes copied, the source's entry)."""
+    h = hashlib.sha256()
+    copied = 0
+    while chunk := reader.read(BUFFER_SIZE):
+        h.update(chunk)
+        write(chunk)
+        copied += len(chunk)
+    src: Entry = reader.finish()
+    if copied != src.size:
+        raise FileChanged("changed while it was being copied")
+    return h.hexdigest(), copied, src
+
+
+def copy_from_reader(reader: Any, dst_path: bytes, rel: bytes, wanted: Wanted) -> Placed:
+    """Write a file from another store atomically (temporary name, then rename)."""
+    tmp = temp_path(dst_path)
+    fd_out = -1
+    try:
+        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+        def write(chunk: bytes) -> None:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd_out, view) :]
+
+        sha, copied, src = stream_copy(reader, write)
+        notes = apply_metadata(fd_out, src, wanted)
+        os.close(fd_out)
+        fd_out = -1
+        os.replace(tmp, dst_path)
+    except BaseException:
+        if fd_out >= 0:
+            os.close(fd_out)
+        _unlink_quietly(tmp)
+        raise
+    finally:
+        reader.close()
+    return Placed(Entry.from_stat(rel, os.lstat(dst_path)), sha, copied, notes)
+
+
+def make_symlink(src: Entry, dst_root: bytes, wanted: Wanted) -> Placed:
+    """Recreate a symbolic link as a link (its target text verbatim, never followed)."""
+    assert src.link is not None
+    dst_path = join(dst_root, src.rel)
+    tmp = temp_path(dst_path)
+    try:
+        os.symlink(src.link, tmp)
+        notes = apply_metadata(tmp, src, wanted)
+        os.replace(tmp, dst_path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return Placed(src, not_preserved=notes)
+
+
+def make_hardlink(first_rel: bytes, rel: bytes, dst_root: bytes) -> None:
+    """Make ``rel`` another name of the target file at ``first_rel``."""
+    dst_path = join(dst_root, rel)
+    tmp = temp_path(dst_path)
+    try:
+        os.link(join(dst_root, first_rel), tmp, follow_symlinks=False)
+        os.replace(tmp, dst_path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def make_dir(dst_root: bytes, rel: bytes) -> None:
+    # Private until its own metadata is applied, after its contents.
+    os.mkdir(join(dst_root, rel), 0o700)
+
+
+def apply_metadata(
+    target: bytes | int, src: Entry, wanted: Wanted, *, dst_xattrs: dict[str, bytes] | None = None
+) -> list[str]:
+    """Give ``target`` (a path, not followed, or an open file) the owner, mode, xattrs
+    (ACLs included) and times of ``src``. Returns what could not be preserved.
+
+    Order matters: chown clears set-uid bits, so mode comes after it; user xattrs
+    need write permission, so they come before a read-only mode; setting an ACL
+    rewrites group mode bits, so ACLs come after mode; times come last.
+    """
+    notes: list[str] = []
+    is_link = src.kind == SYMLINK
+    follow = isinstance(target, int)
+    if wanted.uid is not None or wanted.gid is not None:
+        try:
+            os.chown(
+                target,
+                -1 if wanted.uid is None else wanted.uid,
+                -1 if wanted.gid is None else wanted.gid,
+                follow_symlinks=follow,
+            )
+        except PermissionError:
+            notes.append("owner: refused by the target")
+    xattrs = wanted.xattrs and not is_link and src.xattrs is not None
+    if xattrs:
+        notes += _set_xattrs(target, src.xattrs or {}, dst_xattrs, follow, acl=False)
+    if not is_link:
+        os.chmod(target, src.mode)
+    if xattrs:
+        notes += _set_xattrs(target, src.xattrs or {}, dst_xattrs, follow, acl=True)
+    os.utime(target, ns=(src.atime_ns or src.mtime_ns, src.mtime_ns), follow_symlinks=follow)
+    return notes
+
+
+def _set_xattrs(
+    target: bytes | int,
+    values: dict[str, bytes],
+    existing: dict[str, bytes] | None,
+    follow: bool,
+    *,
+    acl: bool,
+) -> list[str]:
+    """Make the target's xattrs (only ACLs, or all but ACLs) equal to ``values``."""
+
+    def mine(name: str) -> bool:
+        return name.startswith(ACL_PREFIX) == acl
+
+    notes = []
+    for name, value in values.items():
+        if not mine(name) or (existing is not None and existing.get(name) == value):
+            continue
+        try:
+            os.setxattr(target, name, value, follow_symlinks=follow)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EINVAL):
+                raise
+            notes.append(f"{'ACL' if acl else 'xattrs'}: refused by the target")
+    for name in (existing or {}).keys() - values.keys():
+        if mine(name):
+            with contextlib.suppress(OSError):
+                os.removexattr(target, name, follow_symlinks=follow)
+    return notes
+
+
+def remove(dst_root: bytes, rel: bytes) -> None:
+    """Remove an entry from the target (a directory with everything in it)."""
+    path = join(dst_root, rel)
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+class LocalTree:
+    """A tree on a local file system, seen through the operations transfer and verify use.
+
+    This is the seam for other stores: an SFTP or S3 tree (over fsspec) provides
+    the same methods, declares what it can hold in ``capabilities``, and the
+    planner, manifest and reports stay as they are. Paths are relative ``bytes``.
+    """
+
+    capabilities = LOCAL  # a local file system holds every piece of metadata
+
+    def __init__(self, root: bytes) -> None:
+        self.root = root
+
+    def path(self, rel: bytes) -> bytes:
+        return join(self.root, rel)
+
+    # ------------------------------------------------------------ reading
+
+    def walk(self) -> Iterator[WalkItem]:
+        return walk(self.root)
+
+    def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
+        """The entry at ``rel`` (links not followed), with its xattrs if asked; None if absent."""
+        found = lstat_entry(self.root, rel)
+        return self.with_xattrs(found) if found is not None and xattrs else found
+
+    def with_xattrs(self, entry: Entry) -> Entry:
+        if entry.kind not in (FILE, DIR):
+            return entry
+        return entry.with_xattrs(read_xattrs(self.path(entry.rel)))
+
+    def names(self, rel: bytes) -> list[tuple[bytes, bool]] | None:
+        """(name, is a directory) of what ``rel`` holds, sorted; None if it is not a directory."""
+        try:
+            with os.scandir(self.path(rel)) as it:
+                return sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def hash(self, rel: bytes) -> str:
+        return hash_file(self.path(rel))
+
+    # ------------------------------------------------------------ writing
+
+    def make_root(self) -> None:
+        os.makedirs(self.root, 0o700, exist_ok=True)
+
+    def make_dir(self, rel: bytes) -> None:
+        make_dir(self.root, rel)
+
+    def reader(self, rel: bytes) -> LocalReader:
+        return LocalReader(self.path(rel), rel)
+
+    def copy_in(self, source: Any, rel: bytes, wanted: Wanted) -> Placed:
+        if isinstance(source, LocalTree):
+            return copy_file(source.root, self.root, rel, wanted)
+
+        def once() -> Placed:  # from SFTP or S3, retried by the source on network errors
+            return copy_from_reader(source.reader(rel), self.path(rel), rel, wanted)
+
+        return source._retry(once)
+
+    def symlink(self, src: Entry, wanted: Wanted) -> Placed:
+        return make_symlink(src, self.root, wanted)
+
+    def hardlink(self, first_rel: bytes, rel: bytes) -> None:
+        make_hardlink(first_rel, rel, self.root)
+
+    def set_metadata(
+        self, rel: bytes, src: Entry, wanted: Wanted, dst_xattrs: dict[str, bytes] | None
+    ) -> tuple[list[str], Entry]:
+        """Apply ``src``'s metadata to the entry at ``rel``; (not preserved, the entry now)."""
+        notes = apply_metadata(self.path(rel), src, wanted, dst_xattrs=dst_xattrs)
+        return notes, Entry.from_stat(rel, os.lstat(self.path(rel)))
+
+    def set_times(self, rel: bytes, src: Entry) -> None:
+        os.utime(self.path(rel), ns=(src.atime_ns or src.mtime_ns, src.mtime_ns))
+
+    def remove(self, rel: bytes) -> None:
+        remove(self.root, rel)
+
+    def use_manifest(self, path: Any) -> None:
+        pass  # the manifest is read by transfer and verify; local entries need no help
+
+    def close(self) -> None:
+        pass
+
+    def remove_temp(self, rel: bytes) -> bool:
+        """Remove a temporary file an interrupted run left; False if it is already gone."""
+        try:
+            os.unlink(self.path(rel))
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,919 @@
+"""SFTP and S3 trees over fsspec's maintained backends: sshfs (on asyncssh) and s3fs.
+
+Each provides what :class:`rehost.files.local.LocalTree` provides (walk, entry,
+names, hash, copy_in, symlink, hardlink, set_metadata, remove …) and declares in
+``capabilities`` what its store can hold, so transfer and verify treat every
+pair of stores alike. The libraries are imported only when such a URL is used.
+
+* **SFTP**: the connection and its channel pool are sshfs's; file operations use
+  the pooled asyncssh SFTP channels directly, with ``bytes`` paths (names need not
+  be UTF-8) and ``lstat`` semantics (links are never followed). A file is written
+  under a temporary name, given its mode and mtime (SFTP keeps whole seconds),
+  then renamed into place with ``posix-rename@openssh.com`` where the server has
+  it (else remove, then rename).
+* **S3**: keys are ``prefix/relative path`` (UTF-8 only). A PUT is atomic per
+  object (s3fs switches to a multipart upload above 50 MiB, completed atomically),
+  so no temporary names. mtime (ns), mode, owner and group names and the SHA-256
+  go in object metadata (``x-amz-meta-rehost-*``). Listings give size, ETag and
+  LastModified; mtime and mode come from the manifest while those still match
+  what was recorded, and from a HEAD request otherwise. Symbolic links are not
+  stored (S3 has no links; they are skipped and reported); hard links become
+  separate objects; directories exist only as key prefixes (no empty ones).
+
+Network errors (a dropped connection, a refused one, a timeout) are retried with
+exponential backoff, reconnecting first; then the operation fails with
+:class:`NetworkError`, which the run reports for that file and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import secrets
+import sqlite3
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rehost.errors import RehostError
+from rehost.files.entry import DIR, FILE, SYMLINK, Entry, kind_of, parent
+from rehost.files.local import BUFFER_SIZE, FileChanged, Placed, stream_copy
+from rehost.files.location import Location, RemoteOptions
+from rehost.files.manifest import Record
+from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
+from rehost.files.walk import Listing, WalkError, WalkItem, describe
+
+T = TypeVar("T")
+S3_DIR_MODE = 0o755
+META = "rehost-"  # x-amz-meta-rehost-*
+HEAD_BATCH = 64  # HEAD requests in flight at once when a listing needs metadata
+
+
+class NetworkError(OSError):
+    """The store could not be reached, after the retries."""
+
+
+def _retrying(opts: RemoteOptions, is_network: Callable[[BaseException], bool],
+              on_drop: Callable[[], None], op: Callable[[], T]) -> T:  # fmt: skip
+    """Run ``op``; on a network error reconnect and retry with backoff, then give up."""
+    delay = opts.backoff
+    for attempt in range(opts.retries + 1):
+        try:
+            return op()
+        except (FileNotFoundError, PermissionError, FileChanged):
+            raise
+        except Exception as exc:
+            if not is_network(exc):
+                raise
+            on_drop()
+            if attempt == opts.retries:
+                tries = f"tried {attempt + 1} time{'s' if attempt else ''}"
+                raise NetworkError(errno.ECONNRESET, f"network: {_reason(exc)} ({tries})") from exc
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _sorted_walk(tree: Any) -> Iterator[WalkItem]:
+    """Pre-order walk (as walk.walk does locally) over a tree's ``scan(rel)`` listings."""
+    try:
+        root = tree.entry(b"", xattrs=False)
+    except OSError as exc:
+        yield WalkError(b"", describe(exc))
+        return
+    if root is None:
+        yield WalkError(b"", "does not exist")
+        return
+    yield root
+    if root.kind != DIR:
+        return
+    stack: list[Iterator[Entry]] = []
+
+    def listed(rel: bytes) -> Iterator[WalkItem]:
+        try:
+            children = tree.scan(rel)
+        except OSError as exc:
+            yield WalkError(rel, f"cannot list directory: {describe(exc)}")
+            return
+        yield Listing(rel, frozenset(e.name for e in children))
+        stack.append(iter(children))
+
+    yield from listed(b"")
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            continue
+        yield child
+        if child.kind == DIR:
+            yield from listed(child.rel)
+
+
+def _join(root: bytes, rel: bytes) -> bytes:
+    if not rel:
+        return root
+    return (root.rstrip(b"/") + b"/" + rel) if root not in (b"", b"/") else b"/" + rel
+
+
+class _Reader:
+    """A source file opened for streaming: ``read(n)`` and ``finish()`` → its entry."""
+
+    def read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def finish(self) -> Entry:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _ManifestLookup:
+    """Read-only look-ups in a manifest from any thread (S3 trees use it to skip HEADs)."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if path.exists():
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    def get(self, rel: bytes) -> Record | None:
+        if self._db is None:
+            return None
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT size, mtime_ns, ctime_ns, ino, mode, sha256 FROM files WHERE path = ?",
+                    (rel,),
+                ).fetchone()
+            except sqlite3.Error:
+                return None
+        return Record(*row) if row else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+# ===================================================================== SFTP
+
+
+class _RemoteTree:
+    """What SFTP and S3 trees share: the walk, hashing by streaming, retries."""
+
+    opts: RemoteOptions
+
+    def _is_network(self, exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        pass
+
+    def _retry(self, op: Callable[[], T]) -> T:
+        return _retrying(self.opts, self._is_network, self._drop, op)
+
+    def walk(self) -> Iterator[WalkItem]:
+        return _sorted_walk(self)
+
+    def with_xattrs(self, entry: Entry) -> Entry:
+        return entry  # neither store carries xattrs; None means "not compared"
+
+    def reader(self, rel: bytes) -> _Reader:
+        raise NotImplementedError
+
+    def hash(self, rel: bytes) -> str:
+        def once() -> str:
+            r = self.reader(rel)
+            try:
+                return stream_copy(r, lambda _: None)[0]
+            finally:
+                r.close()
+
+        return self._retry(once)
+
+    def use_manifest(self, path: Path) -> None:
+        pass
+
+
+class SFTPTree(_RemoteTree):
+    """A tree on an SFTP server (sshfs's connection pool, asyncssh's SFTP client)."""
+
+    def __init__(self, loc: Location, opts: RemoteOptions) -> None:
+        from rehost.files.location import SFTP
+
+        self.capabilities = SFTP
+        self.loc, self.opts, self.root = loc, opts, loc.root
+        self._fs: Any = None
+        self._lock = threading.Lock()
+        self._posix_rename: bool | None = None
+        # Directory listings (with attributes) from names(), kept so that looking up
+        # each file of that directory costs no round trip; writes update them.
+        self._listed: OrderedDict[bytes, dict[bytes, Entry]] = OrderedDict()
+
+    def _cached(self, rel: bytes) -> tuple[bool, Entry | None]:
+        """(known, entry) from the listing of ``rel``'s directory, for files and links."""
+        with self._lock:
+            listing = self._listed.get(parent(rel)) if rel else None
+            if listing is None:
+                return False, None
+            found = listing.get(rel.rsplit(b"/", 1)[-1])
+        return (found is None or found.kind != DIR), found
+
+    def _remember(self, rel: bytes, entry: Entry | None) -> None:
+        with self._lock:
+            listing = self._listed.get(parent(rel))
+            if listing is not None:
+                name = rel.rsplit(b"/", 1)[-1]
+                if entry is None:
+                    listing.pop(name, None)
+                else:
+                    listing[name] = entry
+
+    def _keep_listing(self, rel: bytes, entries: list[Entry]) -> None:
+        with self._lock:
+            self._listed[rel] = {e.name: e for e in entries}
+            while len(self._listed) > 64:
+                self._listed.popitem(last=False)
+
+    # --------------------------------------------------------- connection
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._fs is None:
+                from sshfs import SSHFileSystem
+
+                kwargs: dict[str, Any] = {"port": self.loc.port, "skip_instance_cache": True}
+                if self.loc.user:
+                    kwargs["username"] = self.loc.user
+                if self.opts.sftp_password is not None:
+                    kwargs["password"] = self.opts.sftp_password
+                if self.opts.sftp_key:
+                    kwargs["client_keys"] = [self.opts.sftp_key]
+                # sshfs turns host-key checking off by default; rehost keeps it on.
+                kwargs["known_hosts"] = self.opts.sftp_known_hosts or _default_known_hosts()
+                kwargs["connect_timeout"] = 10
+                self._fs = SSHFileSystem(self.loc.host, **kwargs)
+            return self._fs
+
+    def _drop(self) -> None:
+        with self._lock:
+            fs, self._fs = self._fs, None
+        if fs is not None:
+            with contextlib.suppress(Exception):
+                fs._client.abort()
+
+    def _is_network(self, exc: BaseException) -> bool:
+        import asyncssh
+
+        if isinstance(exc, asyncssh.SFTPError):
+            return isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection)
+        return isinstance(
+            exc, asyncssh.Error | ConnectionError | TimeoutError | asyncio.TimeoutError | OSError
+        ) and not isinstance(exc, asyncssh.PermissionDenied | asyncssh.HostKeyNotVerifiable)
+
+    def _call(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(channel)`` (a coroutine function) on the connection's loop; map errors."""
+        import asyncssh
+        from fsspec.asyn import sync
+
+        fs = self._connect()
+
+        async def go() -> Any:
+            async with fs._pool.get() as channel:
+                return await fn(channel)
+
+        try:
+            return sync(fs.loop, go)
+        except asyncssh.SFTPError as exc:
+            raise _sftp_oserror(exc) from exc
+        except (asyncssh.PermissionDenied, asyncssh.HostKeyNotVerifiable) as exc:
+            raise RehostError(f"{self.loc.label}: {exc}") from exc
+
+    def path(self, rel: bytes) -> bytes:
+        return _join(self.root, rel)
+
+    # ------------------------------------------------------------ reading
+
+    def _entry(self, rel: bytes, attrs: Any, link: bytes | None = None) -> Entry:
+        mode = attrs.permissions or 0
+        mtime_ns = (attrs.mtime or 0) * 1_000_000_000 + (attrs.mtime_ns or 0)
+        return Entry(
+            rel, kind_of(mode), attrs.size or 0 if stat.S_ISREG(mode) else 0, mtime_ns,
+            stat.S_IMODE(mode), attrs.uid or 0, attrs.gid or 0, link=link,
+        )  # fmt: skip
+
+    def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
+        known, found = self._cached(rel)
+        if known:
+            return found
+        path = self.path(rel)
+
+        async def get(ch: Any) -> tuple[Any, bytes | None]:
+            attrs = await ch.lstat(path)
+            link = await ch.readlink(path) if stat.S_ISLNK(attrs.permissions or 0) else None
+            return attrs, link
+
+        try:
+            attrs, link = self._retry(lambda: self._call(get))
+        except FileNotFoundError:
+            return None
+        return self._entry(rel, attrs, link)
+
+    def scan(self, rel: bytes) -> list[Entry]:
+        path = self.path(rel)
+
+        async def get(ch: Any) -> list[Entry]:
+            out = []
+            for name in await ch.readdir(path):
+                if name.filename in (b".", b".."):
+                    continue
+                child = rel + b"/" + name.filename if rel else name.filename
+                link = None
+                if stat.S_ISLNK(name.attrs.permissions or 0):
+                    link = await ch.readlink(_join(path, name.filename))
+                out.append(self._entry(child, name.attrs, link))
+            return sorted(out, key=lambda e: e.rel)
+
+        return self._retry(lambda: self._call(get))
+
+    def names(self, rel: bytes) -> list[tuple[bytes, bool]] | None:
+        try:
+            entries = self.scan(rel)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        self._keep_listing(rel, entries)
+        return [(e.name, e.kind == DIR) for e in entries]
+
+    def reader(self, rel: bytes) -> _Reader:
+        return _SFTPReader(self, rel)
+
+    # ------------------------------------------------------------ writing
+
+    def make_root(self) -> None:
+        path = self.root
+        self._retry(lambda: self._call(lambda ch: ch.makedirs(path, exist_ok=True)))
+
+    def make_dir(self, rel: bytes) -> None:
+        import asyncssh
+
+        path = self.path(rel)
+        attrs = asyncssh.SFTPAttrs(permissions=0o700)
+        self._retry(lambda: self._call(lambda ch: ch.mkdir(path, attrs)))
+        self._remember(rel, Entry(rel, DIR, 0, 0, 0o700, 0, 0))  # looked up afresh: a dir
+
+    def _temp(self, rel: bytes) -> bytes:
+        name = TEMP_PREFIX + secrets.token_hex(8).encode() + TEMP_SUFFIX
+        return self.path(parent(rel) + b"/" + name if parent(rel) else name)
+
+    def _rename(self, ch: Any, tmp: bytes, path: bytes) -> Any:
+        async def go() -> None:
+            if self._posix_rename is None:
+                self._posix_rename = ch.supports_posix_rename() if hasattr(
+                    ch, "supports_posix_rename") else True  # fmt: skip
+            if self._posix_rename:
+                try:
+                    await ch.posix_rename(tmp, path)
+                    return
+                except Exception as exc:
+                    import asyncssh
+
+                    if not isinstance(exc, asyncssh.SFTPOpUnsupported):
+                        raise
+                    self._posix_rename = False
+            with contextlib.suppress(Exception):
+                await ch.remove(path)
+            await ch.rename(tmp, path)
+
+        return go()
+
+    def copy_in(self, source: Any, rel: bytes, wanted: Wanted) -> Placed:
+        import asyncssh
+
+        path = self.path(rel)
+
+        def once() -> Placed:
+            tmp = self._temp(rel)
+            reader = source.reader(rel)
+            try:
+                f = self._call(lambda ch: ch.open(tmp, "wb"))
+                fs = self._connect()
+                from fsspec.asyn import sync
+
+                try:
+                    sha, copied, src = stream_copy(reader, lambda b: sync(fs.loop, f.write, b))
+                finally:
+                    with contextlib.suppress(Exception):
+                        sync(fs.loop, f.close)
+                secs = src.mtime_ns // 1_000_000_000
+                attrs = asyncssh.SFTPAttrs(permissions=src.mode, atime=secs, mtime=secs)
+
+                async def finish(ch: Any) -> Any:
+                    await ch.setstat(tmp, attrs)
+                    await self._rename(ch, tmp, path)
+                    return await ch.lstat(path)
+
+                placed = self._entry(rel, self._call(finish))
+            except BaseException:
+                self._discard(tmp)
+                raise
+            finally:
+                reader.close()
+            self._remember(rel, placed)
+            return Placed(placed, sha, copied)
+
+        return self._retry(once)
+
+    def _discard(self, tmp: bytes) -> None:
+        with contextlib.suppress(Exception):
+            self._call(lambda ch: ch.remove(tmp))
+
+    def symlink(self, src: Entry, wanted: Wanted) -> Placed:
+        assert src.link is not None
+        path, link = self.path(src.rel), src.link
+
+        def once() -> Placed:
+            tmp = self._temp(src.rel)
+
+            async def go(ch: Any) -> Any:
+                await ch.symlink(link, tmp)
+                notes = await self._link_times(ch, tmp, src)
+                await self._rename(ch, tmp, path)
+                return notes, await ch.lstat(path)
+
+            try:
+                notes, attrs = self._call(go)
+            except BaseException:
+                self._discard(tmp)
+                raise
+            self._remember(src.rel, self._entry(src.rel, attrs, link))
+            return Placed(src, not_preserved=notes)
+
+        return self._retry(once)
+
+    async def _link_times(self, ch: Any, path: bytes, src: Entry) -> list[str]:
+        import asyncssh
+
+        secs = src.mtime_ns // 1_000_000_000
+        try:
+            await ch.setstat(path, asyncssh.SFTPAttrs(atime=secs, mtime=secs),
+                             follow_symlinks=False)  # fmt: skip
+        except asyncssh.SFTPError:
+            return ["symbolic link times: refused by the SFTP server"]
+        return []
+
+    def hardlink(self, first_rel: bytes, rel: bytes) -> None:
+        raise AssertionError("SFTP targets get copies, not hard links")
+
+    def set_metadata(
+        self, rel: bytes, src: Entry, wanted: Wanted, dst_xattrs: dict[str, bytes] | None
+    ) -> tuple[list[str], Entry]:
+        import asyncssh
+
+        path = self.path(rel)
+        secs = src.mtime_ns // 1_000_000_000
+
+        async def go(ch: Any) -> tuple[list[str], Any]:
+            notes: list[str] = []
+            if src.kind == SYMLINK:
+                notes = await self._link_times(ch, path, src)
+            else:
+                await ch.setstat(path, asyncssh.SFTPAttrs(permissions=src.mode, atime=secs,
+                                                          mtime=secs))  # fmt: skip
+            return notes, await ch.lstat(path)
+
+        notes, attrs = self._retry(lambda: self._call(go))
+        now = self._entry(rel, attrs, src.link)
+        self._remember(rel, now)
+        return notes, now
+
+    def set_times(self, rel: bytes, src: Entry) -> None:
+        import asyncssh
+
+        path, secs = self.path(rel), src.mtime_ns // 1_000_000_000
+        attrs = asyncssh.SFTPAttrs(atime=secs, mtime=secs)
+        self._retry(lambda: self._call(lambda ch: ch.setstat(path, attrs)))
+
+    def remove(self, rel: bytes) -> None:
+        path = self.path(rel)
+
+        async def go(ch: Any) -> None:
+            attrs = await ch.lstat(path)
+            if stat.S_ISDIR(attrs.permissions or 0):
+                await ch.rmtree(path)
+            else:
+                await ch.remove(path)
+
+        self._retry(lambda: self._call(go))
+        self._remember(rel, None)
+
+    def remove_temp(self, rel: bytes) -> bool:
+        path = self.path(rel)
+        try:
+            self._retry(lambda: self._call(lambda ch: ch.remove(path)))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._drop()
+
+
+def _default_known_hosts() -> Any:
+    import os
+
+    path = os.path.expanduser("~/.ssh/known_hosts")
+    return path if os.path.exists(path) else ()
+
+
+def _sftp_oserror(exc: Any) -> OSError:
+    import asyncssh
+
+    reason = exc.reason or type(exc).__name__
+    if isinstance(exc, asyncssh.SFTPNoSuchFile | asyncssh.SFTPNoSuchPath):
+        return FileNotFoundError(errno.ENOENT, "vanished (no longer exists)")
+    if isinstance(exc, asyncssh.SFTPPermissionDenied):
+        return PermissionError(errno.EACCES, "permission denied")
+    if isinstance(exc, asyncssh.SFTPNoSpaceOnFilesystem | asyncssh.SFTPQuotaExceeded):
+        return OSError(errno.ENOSPC, f"target full: {reason}")
+    if isinstance(exc, asyncssh.SFTPFileAlreadyExists):
+        return FileExistsError(errno.EEXIST, reason)
+    if isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection):
+        return ConnectionError(errno.ECONNRESET, reason)
+    return OSError(errno.EIO, f"SFTP: {reason}")
+
+
+class _SFTPReader(_Reader):
+    def __init__(self, tree: SFTPTree, rel: bytes) -> None:
+        from fsspec.asyn import sync
+
+        self.tree, self.rel, self._sync = tree, rel, sync
+        path = tree.path(rel)
+
+        async def open_(ch: Any) -> tuple[Any, Any]:
+            attrs = await ch.lstat(path)
+            if not stat.S_ISREG(attrs.permissions or 0):
+                raise FileChanged("is no longer a regular file")
+            return attrs, await ch.open(path, "rb")
+
+        self.before, self.f = tree._call(open_)
+        self.entry = tree._entry(rel, self.before)  # as opened (S3 uploads need it first)
+        self.loop = tree._connect().loop
+
+    def read(self, n: int) -> bytes:
+        return self._sync(self.loop, self.f.read, n)
+
+    def finish(self) -> Entry:
+        after = self._sync(self.loop, self.f.stat)
+        if (after.size, after.mtime) != (self.before.size, self.before.mtime):
+            raise FileChanged("changed while it was being copied")
+        return self.entry
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._sync(self.loop, self.f.close)
+
+
+# ======================================================================= S3
+
+
+def _etag_ino(etag: str) -> int:
+    """A stand-in for an inode from an object's ETag: any rewrite with other bytes changes it."""
+    return int(hashlib.sha256(etag.encode()).hexdigest()[:15], 16)
+
+
+class S3Tree(_RemoteTree):
+    """A tree of objects under ``s3://bucket/prefix`` (s3fs)."""
+
+    def __init__(self, loc: Location, opts: RemoteOptions) -> None:
+        from rehost.files.location import S3
+
+        self.capabilities = S3
+        self.loc, self.opts = loc, opts
+        self.root = loc.root.decode("utf-8", "surrogateescape")
+        self.bucket = loc.host
+        self._fs: Any = None
+        self._lock = threading.Lock()
+        self._listings: OrderedDict[bytes, dict[bytes, dict[str, Any]]] = OrderedDict()
+        self._records: _ManifestLookup | None = None
+        self.dir_mtime_ns = time.time_ns() // 1_000_000_000 * 1_000_000_000
+        self.heads = 0  # HEAD requests made for metadata (the manifest spares them)
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._fs is None:
+                from s3fs import S3FileSystem
+
+                client: dict[str, Any] = {}
+                if self.opts.s3_region:
+                    client["region_name"] = self.opts.s3_region
+                self._fs = S3FileSystem(
+                    endpoint_url=self.opts.s3_endpoint_url,
+                    client_kwargs=client,
+                    config_kwargs={
+                        "retries": {"total_max_attempts": 1, "mode": "standard"},
+                        "connect_timeout": 10,
+                    },
+                    use_listings_cache=False,
+                    skip_instance_cache=True,
+                )
+                self._fs.retries = 1  # rehost retries, reconnecting first
+            return self._fs
+
+    # _drop: nothing; aiohttp opens new connections by itself, a new client costs ~0.5 s
+
+    def _is_network(self, exc: BaseException) -> bool:
+        import aiohttp
+        from botocore import exceptions as bx
+
+        return isinstance(
+            exc,
+            bx.EndpointConnectionError | bx.ConnectionClosedError | bx.ReadTimeoutError
+            | bx.ConnectTimeoutError | aiohttp.ClientError | ConnectionError | TimeoutError
+            | asyncio.TimeoutError,
+        ) or (isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.ECONNREFUSED))  # fmt: skip
+
+    def key(self, rel: bytes) -> str:
+        try:
+            text = rel.decode("utf-8")
+        except UnicodeDecodeError:
+            raise OSError(errno.EILSEQ, "name is not UTF-8; S3 keys must be") from None
+        return self.root + "/" + text if text else self.root
+
+    def check(self) -> None:
+        """The bucket must exist and be reachable (rehost does not create buckets)."""
+        try:
+            self._retry(lambda: self._connect().call_s3("head_bucket", Bucket=self.bucket))
+        except FileNotFoundError:
+            raise RehostError(
+                f"{self.loc.label}: bucket {self.bucket!r} does not exist; create it first."
+            ) from None
+        except Exception as exc:
+            raise RehostError(f"{self.loc.label}: {_reason(exc)}") from exc
+
+    def use_manifest(self, path: Path) -> None:
+        self._records = _ManifestLookup(path)
+
+    def close(self) -> None:
+        if self._records is not None:
+            self._records.close()
+
+    # ------------------------------------------------------------ reading
+
+    def _dir(self, rel: bytes) -> Entry:
+        return Entry(rel, DIR, 0, self.dir_mtime_ns, S3_DIR_MODE, 0, 0)
+
+    def _list(self, rel: bytes) -> dict[bytes, dict[str, Any]]:
+        """{name: s3fs info} for one "directory"; kept for the look-ups that follow."""
+        with self._lock:
+            found = self._listings.get(rel)
+            if found is not None:
+                self._listings.move_to_end(rel)
+                return found
+        fs = self._connect()
+        prefix = self.key(rel)
+        try:
+            infos = self._retry(lambda: fs.ls(prefix, detail=True, refresh=True))
+        except FileNotFoundError:
+            infos = []  # no key under this prefix (yet)
+        cut = len(prefix) + 1
+        listing = {}
+        for info in infos:
+            name = info["name"][cut:].rstrip("/").encode("utf-8")
+            if name and b"/" not in name:
+                listing[name] = info
+        with self._lock:
+            self._listings[rel] = listing
+            while len(self._listings) > 256:
+                self._listings.popitem(last=False)
+        return listing
+
+    def _remember(self, rel: bytes, info: dict[str, Any] | None) -> None:
+        with self._lock:
+            listing = self._listings.get(parent(rel))
+            if listing is not None:
+                if info is None:
+                    listing.pop(rel.rsplit(b"/", 1)[-1], None)
+                else:
+                    listing[rel.rsplit(b"/", 1)[-1]] = info
+
+    @staticmethod
+    def _identity(info: dict[str, Any]) -> tuple[int, int, int]:
+        """(size, LastModified in ns, ETag as a number): what any rewrite changes."""
+        size = int(info.get("size") or info.get("Size") or 0)
+        modified = info.get("LastModified")
+        lm_ns = int(modified.timestamp() * 1e9) if modified is not None else 0
+        return size, lm_ns, _etag_ino(str(info.get("ETag", "")))
+
+    def _recorded(self, rel: bytes, info: dict[str, Any]) -> Entry | None:
+        """The entry from the manifest, while the object is still the one recorded."""
+        rec = self._records.get(rel) if self._records is not None else None
+        size, lm_ns, ino = self._identity(info)
+        if rec is None or (rec.size, rec.ctime_ns, rec.ino) != (size, lm_ns, ino):
+            return None
+        return Entry(rel, FILE, size, rec.mtime_ns, rec.mode, 0, 0, ctime_ns=lm_ns, ino=ino)
+
+    def _file(self, rel: bytes, info: dict[str, Any], meta: dict[str, str] | None = None) -> Entry:
+        size, lm_ns, ino = self._identity(info)
+        if meta is None:
+            recorded = self._recorded(rel, info)
+            if recorded is not None:
+                return recorded
+            meta = self._head(rel)
+        mtime_ns = int(meta.get(META + "mtime-ns", lm_ns))
+        mode = int(meta.get(META + "mode", "644"), 8)
+        return Entry(rel, FILE, size, mtime_ns, mode, 0, 0, ctime_ns=lm_ns, ino=ino)
+
+    def _head(self, rel: bytes) -> dict[str, str]:
+        fs = self._connect()
+        self.heads += 1
+        return self._retry(lambda: fs.metadata(self.key(rel)))
+
+    def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
+        if not rel:
+            return self._dir(rel)
+        info = self._list(parent(rel)).get(rel.rsplit(b"/", 1)[-1])
+        if info is None:
+            return None
+        if info.get("type") == "directory":
+            return self._dir(rel)
+        return self._file(rel, info)
+
+    def scan(self, rel: bytes) -> list[Entry]:
+        listing = self._list(rel)
+        out: list[Entry] = []
+        need: list[tuple[bytes, dict[str, Any]]] = []
+        for name, info in sorted(listing.items()):
+            child = rel + b"/" + name if rel else name
+            if info.get("type") == "directory":
+                out.append(self._dir(child))
+                continue
+            entry = self._recorded(child, info)
+            if entry is None:
+                need.append((child, info))
+            else:
+                out.append(entry)
+        out += self._heads(need)
+        return sorted(out, key=lambda e: e.rel)
+
+    def _heads(self, items: list[tuple[bytes, dict[str, Any]]]) -> list[Entry]:
+        """Entries whose metadata needs a HEAD: asked for concurrently, in batches."""
+        if not items:
+            return []
+        from fsspec.asyn import sync
+
+        fs = self._connect()
+        out = []
+        for i in range(0, len(items), HEAD_BATCH):
+            batch = items[i : i + HEAD_BATCH]
+
+            async def heads(batch: list[tuple[bytes, dict[str, Any]]] = batch) -> list[Any]:
+                return await asyncio.gather(*(fs._metadata(self.key(r)) for r, _ in batch))
+
+            metas = self._retry(lambda heads=heads: sync(fs.loop, heads))
+            self.heads += len(batch)
+            out += [self._file(r, info, meta) for (r, info), meta in zip(batch, metas, strict=True)]
+        return out
+
+    def names(self, rel: bytes) -> list[tuple[bytes, bool]] | None:
+        if rel and self.entry(rel, xattrs=False) is None:
+            return None
+        listing = self._list(rel)
+        return sorted((n, i.get("type") == "directory") for n, i in listing.items())
+
+    def reader(self, rel: bytes) -> _Reader:
+        return _S3Reader(self, rel)
+
+    # ------------------------------------------------------------ writing
+
+    def make_root(self) -> None:
+        pass  # prefixes need no creating
+
+    def make_dir(self, rel: bytes) -> None:
+        pass
+
+    def copy_in(self, source: Any, rel: bytes, wanted: Wanted) -> Placed:
+        key = self.key(rel)
+
+        def once() -> Placed:
+            fs = self._connect()
+            reader = source.reader(rel)
+            try:
+                # Metadata goes with the upload's first request: it comes from the source
+                # as opened, and finish() checks that the file did not change since.
+                with fs.open(key, "wb", Metadata=_object_meta(reader.entry)) as f:
+                    sha, copied, src = stream_copy(reader, f.write)
+            finally:
+                reader.close()
+            info = fs.info(key, refresh=True)
+            self._remember(rel, info)
+            return Placed(self._file(rel, info, {META + "mtime-ns": str(src.mtime_ns),
+                                                 META + "mode": f"{src.mode:o}"}),
+                          sha, copied)  # fmt: skip
+
+        return self._retry(once)
+
+    def symlink(self, src: Entry, wanted: Wanted) -> Placed:
+        raise AssertionError("symbolic links are not stored on S3")
+
+    def hardlink(self, first_rel: bytes, rel: bytes) -> None:
+        raise AssertionError("S3 targets get copies, not hard links")
+
+    def set_metadata(
+        self, rel: bytes, src: Entry, wanted: Wanted, dst_xattrs: dict[str, bytes] | None
+    ) -> tuple[list[str], Entry]:
+        """Rewrite the object's metadata (a server-side copy onto itself)."""
+        if src.kind == DIR:
+            return [], self._dir(rel)
+        key = self.key(rel)
+        meta = _object_meta(src)
+
+        def once() -> dict[str, Any]:
+            fs = self._connect()
+            old = fs.metadata(key)
+            if any(old.get(k) != v for k, v in meta.items()):
+                fs.setxattr(key, copy_kwargs={}, **meta)
+            return fs.info(key, refresh=True)
+
+        info = self._retry(once)
+        self._remember(rel, info)
+        return [], self._file(rel, info, meta)
+
+    def set_times(self, rel: bytes, src: Entry) -> None:
+        pass  # directories only: S3 has none
+
+    def remove(self, rel: bytes) -> None:
+        key = self.key(rel)
+
+        def once() -> None:
+            fs = self._connect()
+            info = self._list(parent(rel)).get(rel.rsplit(b"/", 1)[-1])
+            fs.rm(key, recursive=bool(info and info.get("type") == "directory"))
+
+        self._retry(once)
+        self._remember(rel, None)
+
+    def remove_temp(self, rel: bytes) -> bool:
+        self.remove(rel)
+        return True
+
+
+def _object_meta(src: Entry) -> dict[str, str]:
+    from rehost.files.owners import group_name, user_name
+
+    meta = {META + "mtime-ns": str(src.mtime_ns), META + "mode": f"{src.mode:o}"}
+    if src.uid or src.gid:
+        meta[META + "owner"] = user_name(src.uid)
+        meta[META + "group"] = group_name(src.gid)
+    return meta
+
+
+class _S3Reader(_Reader):
+    def __init__(self, tree: S3Tree, rel: bytes) -> None:
+        self.tree, self.rel = tree, rel
+        entry = tree.entry(rel, xattrs=False)
+        if entry is None or entry.kind != FILE:
+            raise FileNotFoundError(errno.ENOENT, "vanished (no longer exists)")
+        self.entry = entry
+        # The size from the listing spares s3fs a HEAD request before the GETs.
+        self.f = tree._connect().open(
+            tree.key(rel), "rb", cache_type="none", block_size=BUFFER_SIZE, size=entry.size
+        )
+
+    def read(self, n: int) -> bytes:
+        return self.f.read(n)
+
+    def finish(self) -> Entry:
+        return self.entry
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.f.close()
+
+
+# ====================================================================== open
+
+
+def open_tree(loc: Location, opts: RemoteOptions | None = None) -> Any:
+    """The tree at ``loc``: a LocalTree, an SFTPTree or an S3Tree."""
+    from rehost.files.local import LocalTree
+
+    opts = opts or RemoteOptions()
+    if loc.scheme == "sftp":
+        return SFTPTree(loc, opts)
+    if loc.scheme == "s3":
+        tree = S3Tree(loc, opts)
+        tree.check()
+        return tree
+    return LocalTree(loc.root)

@@ -1,0 +1,616 @@
+"""Transfer a tree: walk the source, plan each entry against the target, copy.
+
+The walk streams (see walk.py); files are handed to a pool of ``jobs`` threads
+through a bounded window, so listing and copying overlap and memory stays flat.
+Held in memory for the whole run: the directories (their times are set after
+their contents, deepest first), the first name of each hard-linked file
+(nlink > 1), and the names found only on the target (``extra``).
+
+All I/O goes through two trees (``local.LocalTree``: walk, entry, names, hash,
+copy_in, symlink, hardlink, set_metadata, remove …); the decisions are the pure
+planner's (plan.py). An SFTP or S3 store is added by giving it those methods and
+its capabilities, not by touching this module's logic.
+
+Nothing on the source is ever opened for writing, renamed, or given new times:
+source files are opened ``O_RDONLY | O_NOFOLLOW`` (with ``O_NOATIME`` when
+allowed), everything else on the source is ``lstat``/``readlink``/``listxattr``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from rehost.errors import RehostError, UsageError
+from rehost.files import local
+from rehost.files.entry import DIR, FILE, SYMLINK, Entry, display, parent
+from rehost.files.location import Capabilities, Location, RemoteOptions, parse_location
+from rehost.files.manifest import Manifest, Record, default_state_dir
+from rehost.files.owners import OwnerMap
+from rehost.files.plan import Action, Op, Wanted, decide, decide_link, is_temp_name
+from rehost.files.plan import metadata_differences as _meta_diffs
+from rehost.files.remote import open_tree
+from rehost.files.walk import Listing, WalkError, describe, walk
+
+WINDOW_PER_JOB = 8  # files queued per worker: enough to keep them busy, bounded
+
+
+class TransferProgress(Protocol):
+    def update(self, files: int, nbytes: int) -> None: ...
+
+
+class _Silent:
+    def update(self, files: int, nbytes: int) -> None:
+        pass
+
+
+class Observer(Protocol):
+    """Told about each decision as it is made (on the calling thread)."""
+
+    def action(self, op: str, reason: str, rel: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    checksum: bool = False
+    owners: OwnerMap = field(default_factory=OwnerMap)
+    jobs: int = 4
+    delete_extra: bool = False
+    overwrite: bool = False
+    preview: bool = False
+    state_dir: Path | None = None
+    xattrs: bool = True
+    remote: RemoteOptions = field(default_factory=RemoteOptions)
+
+
+@dataclass
+class FileError:
+    path: bytes
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": display(self.path), "error": self.message}
+
+
+@dataclass
+class TransferReport:
+    source: str
+    target: str
+    preview: bool
+    state_dir: str
+    delete_extra: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    bytes_copied: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    not_preserved: Counter[str] = field(default_factory=Counter)
+    extra: list[tuple[bytes, str]] = field(default_factory=list)
+    removed: list[bytes] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    actions: list[tuple[str, str, bytes]] = field(default_factory=list)  # preview only
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "source": self.source,
+            "target": self.target,
+            "preview": self.preview,
+            "ok": self.ok,
+            "state": self.state_dir,
+            "counts": {k: self.counts[k] for k in COUNT_KEYS},
+            "bytes_copied": self.bytes_copied,
+            "skipped": dict(sorted(self.skipped.items())),
+            "not_preserved": dict(sorted(self.not_preserved.items())),
+            "extra": [{"path": display(p), "kind": k} for p, k in self.extra],
+            "removed": [display(p) for p in self.removed],
+            "errors": [e.to_json() for e in self.errors],
+            "seconds": round(self.seconds, 3),
+        }
+        if self.preview:
+            data["actions"] = [
+                {"action": op, "reason": reason, "path": display(p)}
+                for op, reason, p in self.actions
+            ]
+        return data
+
+
+# How each outcome is counted; "failed" and "skipped" also have per-file detail.
+COUNT_KEYS = (
+    "copied",
+    "linked",
+    "directories created",
+    "metadata updated",
+    "unchanged",
+    "skipped",
+    "failed",
+    "extra",
+    "removed",
+    "temp files removed",
+)
+_COUNT_FOR = {
+    Op.COPY: "copied",
+    Op.LINK: "linked",
+    Op.MKDIR: "directories created",
+    Op.METADATA: "metadata updated",
+    Op.UNCHANGED: "unchanged",
+    Op.SKIP: "skipped",
+}
+
+
+@dataclass
+class _Outcome:
+    src: Entry
+    action: Action | None = None
+    placed: local.Placed | None = None
+    sha256: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_pair(src_url: str, dst_url: str) -> tuple[Location, Location]:
+    """Parse both locations and refuse pairs that would copy a tree into itself."""
+    src = parse_location(src_url, "source")
+    dst = parse_location(dst_url, "target")
+    if not (src.is_local and dst.is_local):
+        if src.contains(dst):
+            raise UsageError(
+                f"target {dst_url!r} is the source or inside it; choose a target outside {src_url!r}."
+            )
+        if src.is_local:
+            _check_local_source(src, src_url)
+        if dst.is_local:
+            _check_local_target(dst, dst_url)
+        return _real(src), _real(dst)
+    real_src = os.path.realpath(src.root)
+    real_dst = os.path.realpath(dst.root)
+    if real_src == real_dst or real_dst.startswith(real_src.rstrip(b"/") + b"/"):
+        raise UsageError(
+            f"target {dst_url!r} is the source or inside it; choose a target outside {src_url!r}."
+        )
+    _check_local_source(src, src_url)
+    _check_local_target(dst, dst_url)
+    # The roots the user named are followed if they are links; nothing below them is.
+    return replace(src, root=real_src), replace(dst, root=real_dst)
+
+
+def _real(loc: Location) -> Location:
+    return replace(loc, root=os.path.realpath(loc.root)) if loc.is_local else loc
+
+
+def _check_local_source(src: Location, src_url: str) -> None:
+    if not os.path.isdir(src.root):
+        what = "does not exist" if not os.path.lexists(src.root) else "is not a directory"
+        raise RehostError(f"source {src_url!r} {what}; give the directory to copy.")
+
+
+def _check_local_target(dst: Location, dst_url: str) -> None:
+    if os.path.lexists(dst.root) and not os.path.isdir(dst.root):
+        raise RehostError(f"target {dst_url!r} exists and is not a directory.")
+
+
+def fit(src: Entry, caps: Capabilities) -> Entry:
+    """``src`` as a target with these capabilities can hold it (what comparisons use)."""
+    if not caps.mtime_ns and src.mtime_ns % 1_000_000_000:
+        return replace(src, mtime_ns=src.mtime_ns - src.mtime_ns % 1_000_000_000)
+    return src
+
+
+def lost(src: Entry, source: Capabilities, target: Capabilities) -> list[str]:
+    """What of ``src``'s metadata the target cannot hold, in the summary's words."""
+    notes = []
+    if source.owners and not target.owners and src.kind != SYMLINK:
+        kept = " (names kept in object metadata)" if target.name == "S3" else ""
+        notes.append(f"owner and group: {target.name} keeps none{kept}")
+    if source.xattrs and not target.xattrs and src.kind != SYMLINK:
+        notes.append(f"xattrs and ACLs: not read, {target.name} keeps none")
+    if not target.mtime_ns and src.mtime_ns % 1_000_000_000:
+        notes.append(f"mtime below a second: {target.name} keeps whole seconds")
+    if src.kind == FILE and src.nlink > 1 and not target.hardlinks:
+        notes.append(f"hard links: separate copies on {target.name}")
+    if src.kind == DIR and not (source.directories and target.directories):
+        where = target.name if not target.directories else source.name
+        notes.append(f"directory mode and times: {where} has no directories")
+    return notes
+
+
+class _Transfer:
+    def __init__(
+        self,
+        src: Location,
+        dst: Location,
+        options: TransferOptions,
+        progress: TransferProgress,
+        observer: Observer | None,
+    ) -> None:
+        self.src, self.dst, self.opt = src, dst, options
+        self.source = open_tree(src, options.remote)
+        self.target = open_tree(dst, options.remote)
+        self.caps, self.src_caps = self.target.capabilities, self.source.capabilities
+        self.progress, self.observer = progress, observer
+        state = options.state_dir or default_state_dir(dst.state_key)
+        self.manifest = Manifest.open(state, dst.state_key, readonly=options.preview)
+        self.target.use_manifest(self.manifest.path)
+        self.source.use_manifest(default_state_dir(src.state_key) / "manifest.sqlite")
+        self.report = TransferReport(
+            src.label, dst.label, options.preview, str(state), delete_extra=options.delete_extra
+        )
+        self.dirs: list[Entry] = []  # pre-order; reversed = children before parents
+        self.pruned: dict[bytes, str] = {}  # directory not transferred → reason
+        self.first_link: dict[tuple[int, int], bytes] = {}  # (dev, ino) → first rel
+        self.placed_ino: dict[bytes, int] = {}  # first rel of a hard-link group → target ino
+        self.later_links: list[Entry] = []
+        self._wanted: dict[tuple[int, int], tuple[Wanted, list[str]]] = {}
+
+    # ----------------------------------------------------------- decisions
+
+    def wanted(self, src: Entry, notes: list[str]) -> Wanted:
+        if self.caps is not local.LOCAL or self.src_caps is not local.LOCAL:
+            notes += lost(src, self.src_caps, self.caps)
+            # Owners are compared and set only between local trees (by name or number).
+            xattrs = self.opt.xattrs and self.caps.xattrs and self.src_caps.xattrs
+            return Wanted(xattrs=xattrs)
+        key = (src.uid, src.gid)
+        found = self._wanted.get(key)
+        if found is None:  # a tree has few owners: map each pair once
+            found = self._wanted[key] = self.opt.owners.wanted(*key, xattrs=self.opt.xattrs)
+        notes += found[1]
+        return found[0]
+
+    # ------------------------------------------------------------ per file
+
+    def process(self, src: Entry, record: Record | None) -> _Outcome:
+        """Plan and (unless previewing) carry out one file or symlink."""
+        out, dst, wanted = self.plan(src, record)
+        return self.execute(out, dst, wanted)
+
+    def plan(self, src: Entry, record: Record | None) -> tuple[_Outcome, Entry | None, Wanted]:
+        """Decide what one file or symlink needs (hashing both sides under --checksum)."""
+        out = _Outcome(src)
+        wanted = Wanted()
+        dst = None
+        try:
+            wanted = self.wanted(src, out.notes)
+            if src.kind == SYMLINK and not self.caps.symlinks:
+                out.action = Action(Op.SKIP, f"symbolic link: {self.caps.name} holds no links")
+                return out, None, wanted
+            src = out.src = fit(src, self.caps)
+            dst = self.target.entry(src.rel, xattrs=self.opt.xattrs)
+            if dst is not None and self.opt.xattrs:  # else read from the open file as it is copied
+                src = out.src = self.source.with_xattrs(src)
+            content_equal = None
+            if (
+                self.opt.checksum
+                and src.kind == FILE
+                and dst is not None
+                and dst.kind == FILE
+                and dst.size == src.size
+            ):
+                out.sha256 = self.source.hash(src.rel)
+                dst_hash = record.sha256 if record and record.matches(dst) else None
+                dst_hash = dst_hash or self.target.hash(src.rel)
+                content_equal = out.sha256 == dst_hash
+            out.action = decide(src, dst, wanted=wanted, overwrite=self.opt.overwrite,
+                                content_equal=content_equal)  # fmt: skip
+        except OSError as exc:
+            out.error = describe(exc)
+        return out, dst, wanted
+
+    def execute(self, out: _Outcome, dst: Entry | None, wanted: Wanted) -> _Outcome:
+        """Carry out a planned action (nothing when previewing); errors go in the outcome."""
+        if out.error is not None or out.action is None:
+            return out
+        if self.opt.preview:
+            if dst is not None and dst.kind == FILE and out.action.op != Op.COPY:
+                out.placed = local.Placed(dst)  # lets later hard links be planned
+            return out
+        try:
+            self._execute(out, dst, wanted)
+        except local.FileChanged as exc:
+            out.error = f"{exc} (tried twice); run again when it is quiet"
+        except OSError as exc:
+            out.error = describe(exc)
+        return out
+
+    def _execute(self, out: _Outcome, dst: Entry | None, wanted: Wanted) -> None:
+        assert out.action is not None
+        src = out.src
+        if out.action.op == Op.COPY:
+            if src.kind == SYMLINK:
+                out.placed = self.target.symlink(src, wanted)
+            else:
+                out.placed = self.target.copy_in(self.source, src.rel, wanted)
+                out.sha256 = out.placed.sha256
+            out.notes += out.placed.not_preserved
+        elif out.action.op == Op.METADATA:
+            xattrs = dst.xattrs if dst is not None else None
+            notes, now = self.target.set_metadata(src.rel, src, wanted, xattrs)
+            out.notes += notes
+            if src.kind == FILE:
+                out.placed = local.Placed(now)
+        elif out.action.op == Op.UNCHANGED and dst is not None and src.kind == FILE:
+            out.placed = local.Placed(dst)
+
+    # ------------------------------------------------------------ main loop
+
+    def run(self) -> TransferReport:
+        started = time.monotonic()
+        try:
+            self._walk_and_copy()
+            self._link_later()
+            self._finish_dirs()
+            self._remove_extra()
+        finally:
+            self.manifest.close()
+            self.source.close()
+            self.target.close()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _walk_and_copy(self) -> None:
+        jobs = max(1, self.opt.jobs)
+        done: queue.SimpleQueue[Future[_Outcome]] = queue.SimpleQueue()
+        window = threading.BoundedSemaphore(jobs * WINDOW_PER_JOB)
+        pool = ThreadPoolExecutor(jobs, thread_name_prefix="rehost-copy") if jobs > 1 else None
+
+        def drain(block: bool) -> None:
+            while True:
+                try:
+                    fut = done.get(block=block, timeout=None)
+                except queue.Empty:
+                    return
+                block = False
+                self._record(fut.result())
+
+        def finished(fut: Future[_Outcome]) -> None:
+            window.release()
+            done.put(fut)
+
+        try:
+            for item in self.source.walk():
+                if isinstance(item, WalkError):
+                    self._error(item.rel, item.message)
+                    if item.rel == b"":
+                        raise RehostError(
+                            f"source {self.src.url!r}: {item.message}; nothing was copied."
+                        )
+                    continue
+                if isinstance(item, Listing):
+                    if item.rel not in self.pruned:
+                        self._compare_listing(item)
+                    continue
+                entry = item
+                if entry.rel and parent(entry.rel) in self.pruned:
+                    self._count_skip(entry.rel, self.pruned[parent(entry.rel)])
+                    if entry.kind == DIR:
+                        self.pruned[entry.rel] = self.pruned[parent(entry.rel)]
+                    continue
+                if entry.kind == DIR:
+                    self._directory(entry)
+                    continue
+                if entry.kind == FILE and entry.nlink > 1 and self.caps.hardlinks:
+                    key = (entry.dev, entry.ino)
+                    if key in self.first_link:
+                        self.later_links.append(entry)
+                        continue
+                    self.first_link[key] = entry.rel
+                if pool is None:
+                    record = self.manifest.get(entry.rel) if self.opt.checksum else None
+                    self._record(self.process(entry, record))
+                    continue
+                if self.opt.checksum:  # hashing is the heavy part: plan on a worker
+                    record = self.manifest.get(entry.rel)
+                    window.acquire()
+                    pool.submit(self.process, entry, record).add_done_callback(finished)
+                else:  # a quick check here; only copies go to the workers
+                    out, dst, wanted = self.plan(entry, None)
+                    if out.action is None or out.action.op != Op.COPY or self.opt.preview:
+                        self._record(self.execute(out, dst, wanted))
+                    else:
+                        window.acquire()
+                        pool.submit(self.execute, out, dst, wanted).add_done_callback(finished)
+                drain(block=False)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+                drain(block=False)
+
+    def _record(self, out: _Outcome) -> None:
+        """Count an outcome, keep its hash, report it (main thread only)."""
+        rel = out.src.rel
+        self.progress.update(1, out.src.size)
+        for note in out.notes:
+            self.report.not_preserved[note] += 1
+        if out.error is not None:
+            self._error(rel, out.error)
+            return
+        assert out.action is not None
+        self._count(out.action, rel)
+        if self.opt.preview and out.action.op == Op.COPY:
+            self.report.bytes_copied += out.src.size  # what would be copied
+            if out.src.nlink > 1:
+                self.placed_ino[rel] = -1  # will be a new file: further names become links
+        if out.placed is not None and out.src.kind == FILE:
+            if out.src.nlink > 1:
+                self.placed_ino[rel] = out.placed.entry.ino
+            if out.action.op == Op.COPY:
+                self.report.bytes_copied += out.placed.size
+            sha = out.sha256
+            if sha and not self.opt.preview:
+                self.manifest.put(out.placed.entry, sha)
+
+    def _count(self, action: Action, rel: bytes) -> None:
+        if action.op == Op.SKIP:
+            self._count_skip(rel, action.reason)
+        else:
+            self.report.counts[_COUNT_FOR[action.op]] += 1
+        if action.op != Op.UNCHANGED:
+            if self.opt.preview:
+                self.report.actions.append((action.op.value, action.reason, rel))
+            if self.observer is not None:
+                self.observer.action(action.op.value, action.reason, rel)
+
+    def _count_skip(self, rel: bytes, reason: str) -> None:
+        self.report.counts["skipped"] += 1
+        self.report.skipped[reason] += 1
+
+    def _error(self, rel: bytes, message: str) -> None:
+        self.report.counts["failed"] += 1
+        self.report.errors.append(FileError(rel, message))
+
+    # ---------------------------------------------------------- directories
+
+    def _directory(self, src: Entry) -> None:
+        notes: list[str] = []
+        wanted = self.wanted(src, notes)
+        try:
+            dst = self.target.entry(src.rel, xattrs=self.opt.xattrs)
+        except OSError as exc:
+            self._error(src.rel, describe(exc))
+            self.pruned[src.rel] = "its directory could not be read on the target"
+            return
+        action = decide(src, dst, wanted=wanted)
+        if not self.caps.directories:  # S3: prefixes only, nothing to create or set
+            action = Action(Op.UNCHANGED)
+        if action.op == Op.SKIP:
+            self.pruned[src.rel] = "inside a directory that was skipped"
+            self._count(action, src.rel)
+            return
+        if action.op == Op.MKDIR and not self.opt.preview:
+            try:
+                if src.rel:
+                    self.target.make_dir(src.rel)
+                else:
+                    self.target.make_root()
+            except OSError as exc:
+                self._error(src.rel, f"cannot create directory: {describe(exc)}")
+                self.pruned[src.rel] = "its directory could not be created"
+                return
+        for note in notes:
+            self.report.not_preserved[note] += 1
+        self._count(action, src.rel)
+        if self.caps.directories:
+            self.dirs.append(src)
+
+    def _compare_listing(self, listing: Listing) -> None:
+        """Find what is only on the target in this directory; clear our own temp files."""
+        try:
+            names = self.target.names(listing.rel)
+        except OSError as exc:
+            self._error(listing.rel, f"cannot list target directory: {describe(exc)}")
+            return
+        if names is None:
+            return
+        for name, is_dir in names:
+            if name in listing.names:
+                continue
+            rel = listing.rel + b"/" + name if listing.rel else name
+            if is_temp_name(name) and not is_dir:
+                if not self.opt.preview and self.target.remove_temp(rel):
+                    self.report.counts["temp files removed"] += 1
+                continue
+            self.report.counts["extra"] += 1
+            self.report.extra.append((rel, DIR if is_dir else "file"))
+
+    def _link_later(self) -> None:
+        for src in self.later_links:
+            first = self.first_link[(src.dev, src.ino)]
+            out = _Outcome(src)
+            try:
+                notes: list[str] = []
+                wanted = self.wanted(src, notes)
+                dst = self.target.entry(src.rel, xattrs=False)
+                out.action = decide_link(src, dst, self.placed_ino.get(first), wanted=wanted,
+                                         overwrite=self.opt.overwrite)  # fmt: skip
+                if out.action.op == Op.LINK and not self.opt.preview:
+                    self.target.hardlink(first, src.rel)
+                elif out.action.op != Op.LINK:
+                    out = self.process(src, None)
+            except OSError as exc:
+                out.error = describe(exc)
+            self._record(out)
+
+    def _finish_dirs(self) -> None:
+        """Directory metadata, deepest first, after everything inside was written."""
+        if self.opt.preview:
+            return
+        for src in reversed(self.dirs):
+            try:
+                if self.opt.xattrs:
+                    src = self.source.with_xattrs(src)
+                src = fit(src, self.caps)
+                dst = self.target.entry(src.rel, xattrs=self.opt.xattrs)
+                if dst is None or dst.kind != DIR:
+                    continue
+                wanted = self.wanted(src, [])
+                if _meta_diffs(src, dst, wanted):
+                    self.target.set_metadata(src.rel, src, wanted, dst.xattrs)
+            except OSError as exc:
+                self._error(src.rel, f"cannot set directory metadata: {describe(exc)}")
+
+    def _remove_extra(self) -> None:
+        if not self.opt.delete_extra:
+            return
+        for rel, _kind in self.report.extra:
+            if self.observer is not None:
+                self.observer.action("remove", "extra", rel)
+            if self.opt.preview:
+                self.report.actions.append(("remove", "extra", rel))
+                continue
+            try:
+                self.target.remove(rel)
+            except OSError as exc:
+                self._error(rel, f"cannot remove: {describe(exc)}")
+                continue
+            self.manifest.forget(rel)
+            self.report.removed.append(rel)
+            self.report.counts["removed"] += 1
+        if not self.opt.preview:
+            parents = {parent(rel) for rel in self.report.removed}
+            for src in reversed(self.dirs):  # removing changed these directories' mtimes
+                if src.rel in parents:
+                    self.target.set_times(src.rel, src)
+
+
+def transfer(
+    src_url: str,
+    dst_url: str,
+    options: TransferOptions | None = None,
+    *,
+    progress: TransferProgress | None = None,
+    observer: Observer | None = None,
+) -> TransferReport:
+    """Copy the tree at ``src_url`` to ``dst_url``; on later runs only what changed.
+
+    Per-file problems do not stop the run: they are in ``report.errors`` (and the
+    command line exits 1). The source is never modified.
+    """
+    src, dst = resolve_pair(src_url, dst_url)
+    opts = options or TransferOptions()
+    if opts.jobs < 1:
+        raise UsageError(f"--jobs {opts.jobs}: give 1 or more")
+    return _Transfer(src, dst, opts, progress or _Silent(), observer).run()
+
+
+def count_tree(root: bytes, on_count: Callable[[int, int], None], stop: threading.Event) -> None:
+    """Count files and bytes under ``root`` (for a progress bar's totals), in batches."""
+    files = nbytes = 0
+    for item in walk(root):
+        if stop.is_set():
+            return
+        if isinstance(item, Entry) and item.kind in (FILE, SYMLINK):
+            files += 1
+            nbytes += item.size
+            if files % 500 == 0:
+                on_count(files, nbytes)
+    on_count(files, nbytes)

@@ -1,0 +1,313 @@
+"""The plan's checks: every endpoint, database and share, as findings with RH codes.
+
+Read only on every side. Each check that cannot run (an endpoint is down) is
+itself a finding, and the checks that need that endpoint are left out.
+"""
+
+from __future__ import annotations
+
+import grp
+import pwd
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rehost.errors import RehostError
+from rehost.migration.codes import PlanFinding, finding, from_library
+from rehost.migration.plan import DatabaseMove, ShareMove
+
+if TYPE_CHECKING:
+    from rehost.migration.core import Migration
+
+# Rough rates for the estimate (local disks, one job): rows and bytes per second.
+ROWS_PER_SECOND = 20_000
+BYTES_PER_SECOND = 100 * 1024 * 1024
+
+
+def check_plan(m: Migration) -> list[PlanFinding]:
+    out: list[PlanFinding] = []
+    rows = 0
+    nbytes = 0
+    for move in m.plan.databases:
+        found, n = _check_database(m, move)
+        out += found
+        rows += n
+    for smove in m.plan.shares:
+        found, n = _check_share(m, smove)
+        out += found
+        nbytes += n
+    out += _collisions(m)
+    seconds = rows / ROWS_PER_SECOND + nbytes / BYTES_PER_SECOND
+    out.append(
+        finding(
+            "RH601",
+            m.plan.name,
+            f"{rows:,} row(s) in {len(m.plan.databases)} database move(s), {nbytes:,} byte(s) "
+            f"in {len(m.plan.shares)} share move(s); about {max(1, round(seconds))} s.",
+        )
+    )
+    return out
+
+
+def _check_database(m: Migration, move: DatabaseMove) -> tuple[list[PlanFinding], int]:
+    from rehost.db.connect import open_engine
+
+    out: list[PlanFinding] = []
+    try:
+        src_url = m.db_url(move.from_)
+        open_engine(src_url).dispose()
+    except RehostError as exc:
+        return [finding("RH101", move.from_, str(exc))], 0
+    try:
+        tgt_url = m.db_url(move.to, "target")
+        open_engine(tgt_url, must_exist=move.method == "bundle").dispose()
+    except RehostError as exc:
+        out.append(finding("RH102", move.to, str(exc)))
+        tgt_url = None
+    if move.method == "clone":
+        from rehost.migration.steps import source_rows
+
+        return out + _check_clone(move, src_url, tgt_url), source_rows(src_url, move.exclude)
+    return _check_bundle(m, move, src_url, tgt_url, out)
+
+
+def _check_bundle(
+    m: Migration, move: DatabaseMove, src_url: str, tgt_url: str | None, out: list[PlanFinding]
+) -> tuple[list[PlanFinding], int]:
+    from rehost.crypto import get_cipher
+    from rehost.inspect import inspect
+
+    try:
+        profile = m.profile(move)
+        inv = inspect(src_url, profile=profile)
+    except RehostError as exc:
+        return out + [finding("RH299", move.from_, str(exc))], 0
+    out += [from_library(f, move.from_) for f in inv.findings]
+    out += _dangling(move, src_url, inv.model)
+    has_secrets = any(e.secrets for e in inv.model.entities.values())
+    if has_secrets:
+        try:
+            m.password()
+        except RehostError as exc:
+            out.append(finding("RH403", move.name, str(exc)))
+        if profile.secrets.cipher != "plaintext" and any(
+            how == "profile" for e in inv.model.entities.values() for how in e.secrets.values()
+        ):
+            try:
+                get_cipher(profile.secrets.cipher, profile.secrets.target_key, "target")
+            except RehostError as exc:
+                out.append(finding("RH404", move.to, str(exc)))
+    if tgt_url is not None:
+        out += _check_version(m, move, tgt_url, profile, inv.version)
+    return out, sum(inv.rows.values())
+
+
+def _dangling(move: DatabaseMove, url: str, model: Any) -> list[PlanFinding]:
+    """References to rows that do not exist (SQLite and MyISAM do not always enforce them)."""
+    from rehost.db.connect import open_engine
+    from rehost.db.rows import Sql
+
+    out = []
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            sql = Sql(conn)
+            for table in model.order:
+                for col, ref in sorted(model.entities[table].refs.items()):
+                    if ref.table not in model.entities:
+                        continue  # an excluded table: RH208 says so
+                    n = sql.execute(
+                        f"SELECT COUNT(*) FROM {sql.q(table)} t WHERE t.{sql.q(col)} IS NOT NULL "
+                        f"AND NOT EXISTS (SELECT 1 FROM {sql.q(ref.table)} r "
+                        f"WHERE r.{sql.q(ref.ref_column)} = t.{sql.q(col)})"
+                    ).scalar_one()
+                    if n:
+                        out.append(
+                            finding(
+                                "RH211",
+                                f"{move.from_}: {table}.{col}",
+                                f"{n} {table} row(s) reference a {ref.table} row that does not "
+                                "exist; the export would stop on them.",
+                            )
+                        )
+    finally:
+        engine.dispose()
+    return out
+
+
+def _check_version(
+    m: Migration, move: DatabaseMove, tgt_url: str, profile: object, source: object
+) -> list[PlanFinding]:
+    import sqlalchemy as sa
+
+    from rehost.db.connect import open_engine
+    from rehost.versions import detect
+
+    engine = open_engine(tgt_url)
+    try:
+        with engine.connect() as conn:
+            target = detect(conn, profile, set(sa.inspect(conn).get_table_names()))  # type: ignore[arg-type]
+    except RehostError as exc:
+        return [finding("RH102", move.to, str(exc))]
+    finally:
+        engine.dispose()
+    sv = getattr(source, "value", None)
+    tv = getattr(target, "value", None)
+    if sv != tv and not m.plan.options.ignore_version_check:
+        return [
+            finding(
+                "RH103",
+                move.name,
+                f"The source is at application version {getattr(source, 'detail', None)}, "
+                f"the target at {getattr(target, 'detail', None)}.",
+                "Bring both to the same version, or set options.ignore_version_check: true "
+                "if you know the schemas match.",
+            )
+        ]
+    return []
+
+
+def _check_clone(move: DatabaseMove, src_url: str, tgt_url: str | None) -> list[PlanFinding]:
+    import sqlalchemy as sa
+
+    from rehost.clone import prepare
+    from rehost.db.connect import normalize_url, open_engine
+
+    out: list[PlanFinding] = []
+    src = open_engine(src_url)
+    try:
+        target_dialect = normalize_url(tgt_url or src_url).get_backend_name()
+        if target_dialect == "mariadb":
+            target_dialect = "mysql"
+        try:
+            plan = prepare(src, target_dialect, exclude=move.exclude)
+        except RehostError as exc:
+            return [finding("RH399", move.name, str(exc))]
+        out += [from_library(f, move.name) for f in plan.findings]
+        if tgt_url is not None:
+            tgt = open_engine(tgt_url, must_exist=False)
+            try:
+                existing = set(sa.inspect(tgt).get_table_names()) & set(plan.tables)
+            finally:
+                tgt.dispose()
+            if existing:
+                out.append(
+                    finding(
+                        "RH320",
+                        move.to,
+                        f"The clone target already has table(s) {', '.join(sorted(existing))}; "
+                        "a clone writes into an empty database only.",
+                        "Give an empty target, or use method: bundle to merge by name.",
+                    )
+                )
+    finally:
+        src.dispose()
+    return out
+
+
+def _check_share(m: Migration, move: ShareMove) -> tuple[list[PlanFinding], int]:
+    from rehost.files.inventory import inventory
+
+    src_url, tgt_url = m.share_url(move.from_), m.share_url(move.to, "target")
+    if "://" not in src_url and not Path(src_url).is_dir():
+        return [finding("RH501", move.from_, f"The source share {src_url} is not a folder.")], 0
+    try:
+        inv = inventory(src_url)
+    except (RehostError, OSError) as exc:
+        return [finding("RH501", move.from_, str(exc))], 0
+    out: list[PlanFinding] = []
+    if inv.unreadable:
+        out.append(
+            finding(
+                "RH504",
+                move.from_,
+                f"{len(inv.unreadable)} path(s) cannot be read, e.g. {inv.to_json()['unreadable'][0]['path']}.",
+            )
+        )
+    if inv.links_leaving_tree:
+        out.append(
+            finding(
+                "RH505",
+                move.from_,
+                f"{len(inv.links_leaving_tree)} symbolic link(s) point outside the share.",
+            )
+        )
+    if "://" not in tgt_url:
+        out += _check_local_target(move, Path(tgt_url), inv.total_bytes)
+        if move.owners == "name":
+            out += _missing_owners(move, sorted(inv.owners), sorted(inv.groups))
+    return out, inv.total_bytes
+
+
+def _check_local_target(move: ShareMove, path: Path, needed: int) -> list[PlanFinding]:
+    import os
+
+    from rehost.migration.core import free_bytes
+
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        return [finding("RH502", move.to, f"{existing} is not a folder this user can write in.")]
+    free = free_bytes(path)
+    if free is not None and free < needed:
+        return [
+            finding(
+                "RH503",
+                move.to,
+                f"The source share holds {needed:,} bytes; {path} has {free:,} bytes free.",
+            )
+        ]
+    return []
+
+
+def _missing_owners(move: ShareMove, users: list[str], groups: list[str]) -> list[PlanFinding]:
+    out = []
+    for what, names, lookup in (("user", users, pwd.getpwnam), ("group", groups, grp.getgrnam)):
+        missing = []
+        for name in names:
+            try:
+                lookup(name)
+            except KeyError:
+                missing.append(name)
+        if missing:
+            out.append(
+                finding(
+                    "RH506",
+                    move.to,
+                    f"The {what}(s) {', '.join(missing)} owning source files do not exist here; "
+                    "their files will belong to the user running rehost.",
+                )
+            )
+    return out
+
+
+def _collisions(m: Migration) -> list[PlanFinding]:
+    out = []
+    by_target: dict[str, list[DatabaseMove]] = {}
+    for move in m.plan.databases:
+        by_target.setdefault(move.to, []).append(move)
+    for target, moves in by_target.items():
+        if len(moves) > 1 and any(x.method == "clone" for x in moves):
+            out.append(
+                finding(
+                    "RH602",
+                    target,
+                    f"{len(moves)} moves write into {target} and one of them is a clone, which "
+                    "needs the target to itself.",
+                )
+            )
+    shares: dict[str, int] = {}
+    for smove in m.plan.shares:
+        shares[smove.to] = shares.get(smove.to, 0) + 1
+    for target, n in shares.items():
+        if n > 1:
+            out.append(
+                finding(
+                    "RH602",
+                    target,
+                    f"{n} shares are transferred into {target}: files with the same path would "
+                    "overwrite each other.",
+                    "Give each source share its own target share (or a sub-folder of one).",
+                )
+            )
+    return out

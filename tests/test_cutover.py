@@ -1,0 +1,190 @@
+"""Cutover: freeze, final delta, verify, switch, record; resume, refusal, rollback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import rehost
+from rehost.migration import PlanError, parse_plan
+from tests.test_migrate_cli import ENV, js, ok
+from tests.test_migrate_cli import rehost_cli as cli
+
+CUTOVER = """
+cutover:
+  freeze:
+    - {builtin: read_only, database: old.app}
+    - {run: "echo frozen >> freezes.txt"}
+  switch:
+    - {run: "echo 'database: new.app' > app.conf && echo repointed", undo: "rm app.conf"}
+"""
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    ok("init", "--demo", str(tmp_path))
+    plan = tmp_path / "rehost.yaml"
+    plan.write_text(plan.read_text() + CUTOVER)
+    return plan
+
+
+def _ran_and_acked(plan: Path) -> None:
+    assert js("run", "--plan", str(plan))["status"] == "incomplete"
+    ok("ack", "manual-1", "--plan", str(plan))
+    ok("ack", "manual-2", "--plan", str(plan))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_cutover_freeze_switch_status_rerun_rollback(demo: Path):
+    plan, root = str(demo), demo.parent
+    source = root / "source.db"
+    refused = cli("cutover", "--plan", plan)
+    assert refused.exit_code == 2 and "the migration is PENDING" in refused.output
+    assert js("run", "--plan", plan)["status"] == "incomplete"
+    refused = cli("cutover", "--plan", plan)
+    assert refused.exit_code == 2
+    assert "manual steps not acknowledged: manual-1, manual-2" in refused.output
+    ok("ack", "manual-1", "--plan", plan)
+    ok("ack", "manual-2", "--plan", plan)
+
+    dry = ok("cutover", "--dry-run", "--plan", plan)
+    assert "read_only old.app" in dry and "export + import old.app>new.app" in dry
+    assert not (root / "freezes.txt").exists() and _mode(source) & stat.S_IWUSR
+
+    before, mode = hashlib.sha256(source.read_bytes()).hexdigest(), _mode(source)
+    text = ok("cutover", "--plan", plan)
+    assert "cutover: SUCCEEDED" in text
+    assert _mode(source) == mode & ~0o222  # frozen: read-only, intact
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+    assert (root / "app.conf").read_text() == "database: new.app\n"
+    st = js("status", "--plan", plan)["cutover"]
+    assert st["status"] == "succeeded"
+    assert [s["id"] for s in st["stages"]] == ["freeze", "delta", "verify", "switch", "record"]
+    record = st["stages"][-1]["detail"]
+    assert record["plan_hash"] == hashlib.sha256(demo.read_bytes()).hexdigest()
+    assert st["history"][0]["kind"] == "cutover" and st["history"][0]["who"]
+    assert "SUCCEEDED  switch" in ok("status", "--plan", plan)
+    log = " ".join(e["message"] for e in js("log", "--plan", plan))
+    assert "exited 0: repointed" in log  # hook output is in the log
+
+    again = js("cutover", "--plan", plan)
+    assert again["status"] == "already done"
+    assert (root / "freezes.txt").read_text() == "frozen\n"
+
+    assert cli("cutover", "--rollback", "--plan", plan).exit_code == 2  # needs a reason
+    undone = ok("cutover", "--rollback", "--reason", "DNS not ready", "--plan", plan)
+    assert f"mode {mode:o} restored" in undone and "ran 'rm app.conf'" in undone
+    assert _mode(source) == mode and not (root / "app.conf").exists()
+    st = js("status", "--plan", plan)["cutover"]
+    assert st["status"] == "rolled back"
+    assert st["history"][-1]["kind"] == "rollback"
+    assert st["history"][-1]["reason"] == "DNS not ready"
+    assert cli("cutover", "--rollback", "--reason", "x", "--plan", plan).exit_code == 2
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from rehost.migration import steps
+
+    class Killer:  # a transfer observer: kill -9 at the first file
+        def action(self, *args): os.kill(os.getpid(), signal.SIGKILL)
+
+    real = steps.files_transfer
+
+    def killed(*args, **kwargs):
+        return real(*args, observer=Killer(), **kwargs)
+
+    steps.files_transfer = killed
+    from rehost.cli import main
+    sys.argv = ["rehost", *sys.argv[1:]]
+    main()
+    """
+)
+
+
+def test_kill_9_in_the_delta_then_resume_without_freezing_again(demo: Path):
+    plan, root = str(demo), demo.parent
+    _ran_and_acked(demo)
+    (root / "source-files" / "new-upload.txt").write_text("written before the freeze\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, "cutover", "--plan", plan],
+        capture_output=True,
+        env={**os.environ, **ENV},
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+    stages = {s["id"]: s for s in js("status", "--plan", plan)["cutover"]["stages"]}
+    assert stages["freeze"]["status"] == "succeeded"
+    assert stages["delta"]["status"] == "running"
+    assert "import:old.app>new.app" in stages["delta"]["detail"]["results"]
+
+    resumed = js("cutover", "--plan", plan)
+    assert resumed["status"] == "succeeded"
+    assert [s["status"] for s in resumed["stages"]][:2] == ["already done", "succeeded"]
+    assert (root / "freezes.txt").read_text() == "frozen\n"  # the hook ran once
+    assert (root / "target-files" / "new-upload.txt").exists()
+    stages = {s["id"]: s for s in js("status", "--plan", plan)["cutover"]["stages"]}
+    assert stages["freeze"]["attempts"] == 1 and stages["delta"]["attempts"] == 2
+
+
+def test_force_needs_a_reason_and_is_recorded(demo: Path):
+    plan = str(demo)
+    assert cli("cutover", "--force", "--plan", plan).exit_code == 2
+    with rehost.Migration(demo) as m:
+        with pytest.raises(rehost.migration.cutover.CutoverRefused, match="PENDING"):
+            m.cutover()
+        assert m.cutover(dry_run=True).status == "preview"
+        assert m.cutover_status()["status"] == "pending"
+
+
+def test_postgresql_source_frozen_with_default_transaction_read_only(tmp_path, make_db):
+    url = make_db("postgresql")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id int)")
+    engine.dispose()
+    plan = tmp_path / "rehost.yaml"
+    plan.write_text(
+        "name: pg\nsources:\n  old:\n    databases:\n      app: {url: '" + url + "'}\n"
+        "targets: {}\ncutover:\n  freeze:\n    - {builtin: read_only, database: old.app}\n"
+    )
+
+    def insert() -> None:
+        eng = sa.create_engine(url)  # a new connection each time
+        try:
+            with eng.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        finally:
+            eng.dispose()
+
+    with rehost.Migration(plan) as m:
+        rep = m.cutover(force_reason="no moves: the source is only frozen")
+        assert rep.status == "succeeded", rep.stages
+        with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
+            insert()
+        m.rollback("testing the rollback")
+        insert()
+        assert m.cutover_status()["history"][0]["reason"] == "no moves: the source is only frozen"
+
+
+def test_cutover_plan_errors_name_the_line():
+    base = "name: x\nsources:\n  old:\n    databases:\n      app: {url: 'sqlite:///a.db'}\n"
+    base += "targets: {}\n"
+    plan = parse_plan(base + "cutover:\n  switch:\n    - {run: 'true', timeout: 5}\n")
+    assert plan.cutover.switch[0].timeout == 5
+    with pytest.raises(PlanError, match=r"line 9: cutover.freeze\[0\].database: 'old.db'"):
+        parse_plan(base + "cutover:\n  freeze:\n    - {builtin: read_only, database: old.db}\n")
+    with pytest.raises(PlanError, match="line 8: cutover.swich"):
+        parse_plan(base + "cutover:\n  swich: []\n")

@@ -1,0 +1,455 @@
+"""`rehost files` with SFTP and S3 stores, against real servers on loopback.
+
+SFTP: asyncssh's server (tests/sftp_server.py) in its own process, so a test can
+kill it with SIGKILL mid-run and start it again on the same port. S3: moto's
+server mode (ThreadedMotoServer) on a free port; stopping it mid-run drops the
+connections, its buckets survive for the restart (they live in this process).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rehost.cli import app
+from rehost.files.location import RemoteOptions
+from rehost.files.transfer import TransferOptions, transfer
+from tests.test_files_cli import T_OLD, b, snapshot
+
+asyncssh = pytest.importorskip("asyncssh")
+moto_server = pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3")
+
+REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("REHOST_SFTP_PASSWORD", PASSWORD)
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ servers
+
+
+class SFTPServer:
+    """tests/sftp_server.py in a process of its own, rooted at ``root``."""
+
+    def __init__(self, root: Path, keydir: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        self.key = keydir / "host_key"
+        key.write_private_key(str(self.key))
+        self.known_hosts = keydir / "known_hosts"
+        pub = key.export_public_key().decode().strip()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {pub}\n")
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "sftp_server.py"), str(self.root),
+             str(self.key), PASSWORD, str(self.port)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == str(self.port)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def url(self, path: str) -> str:
+        return f"sftp://rehost@127.0.0.1:{self.port}/{path}"
+
+    @property
+    def opts(self) -> list[str]:
+        return ["--sftp-known-hosts", str(self.known_hosts)]
+
+
+@pytest.fixture
+def sftp(tmp_path: Path) -> Iterator[SFTPServer]:
+    (tmp_path / "server").mkdir()
+    (tmp_path / "keys").mkdir()
+    server = SFTPServer(tmp_path / "server", tmp_path / "keys")
+    server.start()
+    yield server
+    if server.proc and server.proc.poll() is None:
+        server.kill()
+
+
+class S3Server:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server: object | None = None
+
+    def start(self) -> None:
+        self.server = moto_server.ThreadedMotoServer(
+            ip_address="127.0.0.1", port=self.port, verbose=False
+        )
+        self.server.start()  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.server.stop()  # type: ignore[attr-defined]
+
+    @property
+    def client(self) -> object:
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+
+    @property
+    def opts(self) -> list[str]:
+        return ["--s3-endpoint-url", self.endpoint]
+
+    def objects(self, bucket: str) -> dict[str, tuple]:
+        """Every object: ETag, LastModified, metadata (what any change would alter)."""
+        c = self.client
+        out = {}
+        for obj in c.list_objects_v2(Bucket=bucket).get("Contents", []):  # type: ignore[attr-defined]
+            head = c.head_object(Bucket=bucket, Key=obj["Key"])  # type: ignore[attr-defined]
+            out[obj["Key"]] = (obj["ETag"], obj["LastModified"], head["Metadata"])
+        return out
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server: S3Server, request: pytest.FixtureRequest) -> str:
+    name = "t-" + request.node.name.lower().replace("_", "-")[:50]
+    s3_server.client.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+# --------------------------------------------------------------------- tree
+
+
+def make_tree(root: Path, *, s3: bool = False) -> None:
+    (root / "docs" / "deep").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "docs" / "readme.txt").write_text("hello\n")
+    (root / "docs" / "deep" / "data.bin").write_bytes(os.urandom(3_000_000))  # > 1 buffer
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(root / "run.sh", 0o750)
+    (root / "private.txt").write_text("secret-ish\n")
+    os.chmod(root / "private.txt", 0o600)
+    (root / "with space").write_text("odd name\n")
+    if not s3:  # moto's server answers 404 to a key with a newline; AWS takes it
+        (root / "with\nnewline").write_text("odd name\n")
+    os.symlink("readme.txt", root / "docs" / "link-inside")
+    os.link(root / "docs" / "readme.txt", root / "hard-readme.txt")
+    if not s3:
+        with open(os.path.join(b(root), b"latin1-\xe9t\xe9.txt"), "wb") as f:
+            f.write(b"not utf-8 name\n")
+    for dirpath, dirnames, filenames in os.walk(b(root), topdown=False):
+        for name in filenames + dirnames:
+            os.utime(os.path.join(dirpath, name), ns=(T_OLD, T_OLD), follow_symlinks=False)
+        os.utime(dirpath, ns=(T_OLD, T_OLD))
+
+
+def files(*args: str, code: int = 0) -> dict:
+    result = runner.invoke(app, ["files", *args, "--json"])
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)
+
+
+def contents(root: Path) -> dict[bytes, tuple]:
+    """Name → (kind, content or link text, mode, mtime in whole seconds)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(b(root)):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                what: object = os.readlink(path)
+            elif os.path.isdir(path):
+                what = "dir"
+            else:
+                with open(path, "rb") as f:
+                    what = f.read()
+            mode = st.st_mode & 0o7777 if not os.path.islink(path) else None
+            mtime = st.st_mtime_ns // 10**9 if not os.path.isdir(path) else None
+            out[os.path.relpath(path, b(root))] = (what, mode, mtime)
+    return out
+
+
+# --------------------------------------------------------------------- SFTP
+
+
+def test_sftp_round_trip(sftp: SFTPServer, tmp_path: Path) -> None:
+    src, back = tmp_path / "src", tmp_path / "back"
+    src.mkdir()
+    make_tree(src)
+    before = snapshot(src)
+    url = sftp.url("data")
+
+    rep = files("transfer", str(src), url, *sftp.opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 9, rep  # the hard link is a copy
+    assert rep["not_preserved"]["owner and group: SFTP keeps none"] == 12
+    assert rep["not_preserved"]["mtime below a second: SFTP keeps whole seconds"] == 13
+    assert rep["not_preserved"]["hard links: separate copies on SFTP"] == 2
+    on_server = sftp.root / "data"
+    assert os.stat(on_server / "run.sh").st_mode & 0o7777 == 0o750
+    assert os.stat(on_server / "docs" / "readme.txt").st_mtime_ns == T_OLD // 10**9 * 10**9
+    assert os.readlink(on_server / "docs" / "link-inside") == "readme.txt"
+    assert (on_server / "empty").is_dir()
+    assert os.path.exists(os.path.join(b(on_server), b"latin1-\xe9t\xe9.txt"))
+    assert files("verify", str(src), url, "--content", *sftp.opts)["ok"]
+    assert snapshot(src) == before
+
+    again = files("transfer", str(src), url, *sftp.opts)
+    assert again["counts"]["copied"] == 0 and again["counts"]["metadata updated"] == 0
+    assert again["bytes_copied"] == 0
+
+    (src / "run.sh").write_text("#!/bin/sh\necho changed\n")
+    os.utime(src / "run.sh", ns=(T_OLD + 5 * 10**9, T_OLD + 5 * 10**9))
+    rep = files("transfer", str(src), url, *sftp.opts)
+    assert rep["counts"]["copied"] == 1 and rep["bytes_copied"] == len("#!/bin/sh\necho changed\n")
+    assert (on_server / "run.sh").read_text().endswith("changed\n")
+
+    (on_server / "docs" / "mine.txt").write_text("only on the target\n")
+    rep = files("transfer", str(src), url, *sftp.opts)
+    assert rep["extra"] == [{"path": "docs/mine.txt", "kind": "file"}]
+    assert (on_server / "docs" / "mine.txt").exists()
+    rep = files("transfer", str(src), url, "--delete-extra", *sftp.opts)
+    assert rep["removed"] == ["docs/mine.txt"] and not (on_server / "docs" / "mine.txt").exists()
+
+    # SFTP → local: the SFTP source is not modified (ctimes included), by transfer or verify.
+    server_before = snapshot(on_server)
+    rep = files("transfer", url, str(back), *sftp.opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 9
+    assert files("verify", url, str(back), "--content", *sftp.opts)["ok"]
+    assert snapshot(on_server) == server_before
+    assert contents(back) == contents(src)
+    assert files("transfer", url, str(back), *sftp.opts)["counts"]["copied"] == 0
+
+
+def test_sftp_server_killed_mid_run_then_rerun_completes(sftp: SFTPServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for i in range(24):
+        (src / "d" / f"{i:02d}.bin").write_bytes(os.urandom(40_000))
+    before = snapshot(src)
+    url = sftp.url("data")
+    state = tmp_path / "state-kill"
+
+    class Killer:
+        copied = 0
+
+        def action(self, op: str, reason: str, rel: bytes) -> None:
+            if op == "copy":
+                self.copied += 1
+                if self.copied == 5:
+                    sftp.kill()
+
+    remote = RemoteOptions(sftp_password=PASSWORD, sftp_known_hosts=str(sftp.known_hosts),
+                           retries=1, backoff=0.05)  # fmt: skip
+    opts = TransferOptions(jobs=2, state_dir=state, remote=remote)
+    rep = transfer(str(src), url, opts, observer=Killer())
+    assert not rep.ok and rep.counts["copied"] >= 5
+    odd = [e for e in rep.errors if "network: " not in e.message]
+    assert rep.errors and not odd, odd
+    assert all("tried 2 times" in e.message for e in rep.errors)
+
+    # Still down: the command line reports every file and exits 1.
+    result = runner.invoke(app, ["files", "transfer", str(src), url, "--retries", "0",
+                                 "--state", str(state), *sftp.opts])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "network: " in result.stdout and "run the same command again" in result.stdout
+
+    sftp.start()  # same port, same host key
+    rep2 = files("transfer", str(src), url, "--state", str(state), *sftp.opts)
+    # What was in flight when the server died may have landed; the rest is sent now.
+    assert rep2["ok"] and 1 <= rep2["counts"]["copied"] <= 24 - rep.counts["copied"]
+    leftovers = [n for n in os.listdir(sftp.root / "data" / "d") if n.startswith(".rehost-tmp")]
+    assert leftovers == []
+    assert files("verify", str(src), url, "--content", "--state", str(state), *sftp.opts)["ok"]
+    assert snapshot(src) == before
+
+
+def test_sftp_wrong_host_key_is_refused(sftp: SFTPServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("a")
+    other = tmp_path / "other_known_hosts"
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    other.write_text(f"[127.0.0.1]:{sftp.port} {key}\n")
+    result = runner.invoke(app, ["files", "transfer", str(src), sftp.url("data"),
+                                 "--sftp-known-hosts", str(other)])  # fmt: skip
+    assert result.exit_code != 0
+    assert not (sftp.root / "data").exists()
+
+
+# ----------------------------------------------------------------------- S3
+
+
+def test_s3_round_trip(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
+    src, back = tmp_path / "src", tmp_path / "back"
+    src.mkdir()
+    make_tree(src, s3=True)
+    before = snapshot(src)
+    url = f"s3://{bucket}/data"
+    opts = s3_server.opts
+
+    rep = files("transfer", str(src), url, *opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 6, rep
+    assert rep["skipped"] == {"symbolic link: S3 holds no links": 1}
+    assert rep["not_preserved"]["directory mode and times: S3 has no directories"] == 4
+    assert rep["not_preserved"]["hard links: separate copies on S3"] == 2
+    head = s3_server.client.head_object(Bucket=bucket, Key="data/docs/readme.txt")  # type: ignore[attr-defined]
+    assert head["Metadata"]["rehost-mtime-ns"] == str(T_OLD)
+    assert head["Metadata"]["rehost-mode"] == "644"
+    big = s3_server.client.head_object(Bucket=bucket, Key="data/docs/deep/data.bin")  # type: ignore[attr-defined]
+    assert big["ContentLength"] == 3_000_000
+    assert snapshot(src) == before
+
+    verified = files("verify", str(src), url, "--content", *opts)
+    assert verified["ok"] and verified["hashes_from_manifest"] == 6  # no object read back
+    assert verified["skipped"] == [
+        {"path": "docs/link-inside", "reason": "symbolic link: S3 holds no links"}
+    ]
+
+    again = files("transfer", str(src), url, *opts)
+    assert again["counts"]["copied"] == 0 and again["counts"]["metadata updated"] == 0
+
+    (src / "docs" / "readme.txt").write_text("hello, changed\n")
+    rep = files("transfer", str(src), url, *opts)
+    assert rep["counts"]["copied"] == 2  # readme.txt and its hard-linked name
+    os.chmod(src / "private.txt", 0o640)
+    rep = files("transfer", str(src), url, *opts)
+    assert rep["counts"]["copied"] == 0 and rep["counts"]["metadata updated"] == 1
+    head = s3_server.client.head_object(Bucket=bucket, Key="data/private.txt")  # type: ignore[attr-defined]
+    assert head["Metadata"]["rehost-mode"] == "640"
+
+    s3_server.client.put_object(Bucket=bucket, Key="data/docs/mine.txt", Body=b"x")  # type: ignore[attr-defined]
+    rep = files("transfer", str(src), url, *opts)
+    assert rep["extra"] == [{"path": "docs/mine.txt", "kind": "file"}]
+    rep = files("transfer", str(src), url, "--delete-extra", *opts)
+    assert rep["removed"] == ["docs/mine.txt"]
+    assert "data/docs/mine.txt" not in s3_server.objects(bucket)
+
+    # S3 → local: the S3 source is not modified, by transfer or verify.
+    objects_before = s3_server.objects(bucket)
+    rep = files("transfer", url, str(back), *opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 6
+    assert files("verify", url, str(back), "--content", *opts)["ok"]
+    assert s3_server.objects(bucket) == objects_before
+    expected = contents(src)
+    del expected[b"docs/link-inside"], expected[b"empty"]  # no links, no empty dirs on S3
+    assert contents(back) == expected
+    assert (
+        os.stat(back / "docs" / "readme.txt").st_mtime_ns
+        == os.stat(src / "docs" / "readme.txt").st_mtime_ns
+    )  # nanoseconds, from the object metadata
+
+
+def test_s3_server_stopped_mid_run_then_rerun_completes(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for i in range(20):
+        (src / "d" / f"{i:02d}.bin").write_bytes(os.urandom(20_000))
+    url = f"s3://{bucket}/data"
+    state = tmp_path / "state-kill"
+
+    class Stopper:
+        copied = 0
+
+        def action(self, op: str, reason: str, rel: bytes) -> None:
+            if op == "copy":
+                self.copied += 1
+                if self.copied == 5:
+                    s3_server.stop()
+
+    remote = RemoteOptions(s3_endpoint_url=s3_server.endpoint, retries=1, backoff=0.05)
+    try:
+        rep = transfer(str(src), url, TransferOptions(jobs=1, state_dir=state, remote=remote),
+                       observer=Stopper())  # fmt: skip
+        assert not rep.ok and rep.counts["copied"] == 5
+        assert len(rep.errors) == 15
+        assert all(e.message.startswith("network: ") for e in rep.errors), rep.errors
+    finally:
+        s3_server.start()
+    rep2 = files("transfer", str(src), url, "--state", str(state), *s3_server.opts)
+    assert rep2["ok"] and rep2["counts"]["copied"] == 15
+    assert rep2["counts"]["unchanged"] == 5 + 2  # and the two directories
+    assert files("verify", str(src), url, "--content", "--state", str(state), *s3_server.opts)["ok"]
+
+
+def test_sftp_to_s3_and_back_to_sftp(
+    sftp: SFTPServer, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    make_tree(src, s3=True)
+    on_sftp, on_s3, again = sftp.url("a"), f"s3://{bucket}/b", sftp.url("c")
+    opts = [*sftp.opts, *s3_server.opts]
+    assert files("transfer", str(src), on_sftp, *opts)["ok"]
+    rep = files("transfer", on_sftp, on_s3, *opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 6
+    assert files("verify", on_sftp, on_s3, "--content", *opts)["ok"]
+    assert files("transfer", on_s3, again, *opts)["ok"]
+    assert files("verify", on_s3, again, "--content", *opts)["ok"]
+    assert (sftp.root / "c" / "docs" / "readme.txt").read_text() == "hello\n"
+
+
+# ------------------------------------------------------------------- basics
+
+
+def test_urls_and_lazy_imports() -> None:
+    from rehost.files.location import parse_location
+
+    loc = parse_location("sftp://backup@files.example:2222/srv/data/", "target")
+    assert (loc.scheme, loc.user, loc.host, loc.port, loc.root) == (
+        "sftp", "backup", "files.example", 2222, b"/srv/data"
+    )  # fmt: skip
+    s3 = parse_location("s3://bucket/some/prefix", "target")
+    assert (s3.scheme, s3.host, s3.root) == ("s3", "bucket", b"bucket/some/prefix")
+    for url, words in [
+        ("sftp://u:secret@host/x", "no password in the URL"),
+        ("gs://bucket/x", "gs:// is not supported"),
+    ]:
+        result = runner.invoke(app, ["files", "inventory", url])
+        assert result.exit_code == 2 and words in result.stderr
+        assert "secret" not in result.stderr
+    # The SFTP and S3 libraries load only when such a URL is used.
+    code = (
+        "import sys, rehost.cli, rehost.files.transfer as t, tempfile, os\n"
+        "d = tempfile.mkdtemp(); os.mkdir(d + '/s'); open(d + '/s/f', 'w').write('x')\n"
+        "t.transfer(d + '/s', d + '/t', t.TransferOptions(state_dir=__import__('pathlib').Path(d)))\n"
+        "print(sorted(m for m in ('sshfs', 's3fs', 'asyncssh', 'botocore', 'fsspec') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
