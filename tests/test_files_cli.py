@@ -513,6 +513,7 @@ def test_interrupted_then_rerun_completes(tmp_path: Path, sig: signal.Signals) -
         assert any(n.startswith(".rehost-tmp-") for n in names), "killed too late to test anything"
     else:  # files in flight are finished, the rest is left for the next run
         assert proc.returncode == 130, stderr
+        assert "stopping: finishing the files in flight" in stderr
         assert "interrupted: files already in place are complete" in stderr
     for name in names - {n for n in names if n.startswith(".rehost-tmp-")}:
         # Whatever has its real name is complete.

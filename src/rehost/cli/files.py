@@ -22,6 +22,7 @@ from rich.table import Table
 from rehost.cli.app import app, handle_errors
 from rehost.cli.render import err, out, print_json
 from rehost.errors import UsageError
+from rehost.files import interrupt
 from rehost.files.entry import display
 from rehost.files.inventory import Inventory, inventory
 from rehost.files.location import RemoteOptions
@@ -303,6 +304,10 @@ def _render_transfer(rep: TransferReport) -> None:
         )
 
 
+def _stopping() -> None:
+    os.write(2, b"stopping: finishing the files in flight (Ctrl-C again to stop at once)\n")
+
+
 @files_app.command("transfer")
 @handle_errors
 def transfer_cmd(
@@ -361,11 +366,14 @@ def transfer_cmd(
     src_loc, _ = resolve_pair(src, dst)
     try:
         # The bar's totals come from a second, local walk; remote sources show counts only.
-        with _Bar(not json_out, src_loc.root if src_loc.is_local else None) as bar:
+        with (
+            interrupt.on_sigint(_stopping),
+            _Bar(not json_out, src_loc.root if src_loc.is_local else None) as bar,
+        ):
             rep = transfer(
                 src, dst, options, progress=bar, observer=None if json_out else _Printer(preview)
             )
-    except KeyboardInterrupt:
+    except (interrupt.Interrupted, KeyboardInterrupt):
         err.print(
             "interrupted: files already in place are complete; run the same command again "
             "to finish (it removes the temporary files this run left)."

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from rehost.files import interrupt
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, join, lstat_entry, read_xattrs
 from rehost.files.location import LOCAL
 from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
@@ -76,6 +77,7 @@ def hash_file(path: bytes) -> str:
         view = memoryview(buf)
         with open(fd, "rb", buffering=0, closefd=False) as f:
             while n := f.readinto(buf):
+                interrupt.check()
                 h.update(view[:n])
         return h.hexdigest()
     finally:
@@ -133,6 +135,7 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
         copied = 0
         with open(fd_in, "rb", buffering=0, closefd=False) as reader:
             while n := reader.readinto(buf):
+                interrupt.check()
                 chunk = view[:n]
                 h.update(chunk)
                 while chunk:
@@ -191,6 +194,7 @@ def stream_copy(reader: Any, write: Callable[[bytes], Any]) -> tuple[str, int, E
     h = hashlib.sha256()
     copied = 0
     while chunk := reader.read(BUFFER_SIZE):
+        interrupt.check()
         h.update(chunk)
         write(chunk)
         copied += len(chunk)

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rehost.errors import RehostError, UsageError
-from rehost.files import local
+from rehost.files import interrupt, local
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, display, parent
+from rehost.files.interrupt import Interrupted
 from rehost.files.location import Capabilities, Location, RemoteOptions, parse_location
 from rehost.files.manifest import Manifest, Record, default_state_dir
 from rehost.files.owners import OwnerMap
@@ -363,21 +364,25 @@ class _Transfer:
         window = threading.BoundedSemaphore(jobs * WINDOW_PER_JOB)
         pool = ThreadPoolExecutor(jobs, thread_name_prefix="rehost-copy") if jobs > 1 else None
 
-        def drain(block: bool) -> None:
+        def drain(block: bool, stopping: bool = False) -> None:
             while True:
                 try:
                     fut = done.get(block=block, timeout=None)
                 except queue.Empty:
                     return
                 block = False
+                if stopping and (fut.cancelled() or isinstance(fut.exception(), Interrupted)):
+                    continue
                 self._record(fut.result())
 
         def finished(fut: Future[_Outcome]) -> None:
             window.release()
             done.put(fut)
 
+        stopping = False
         try:
             for item in self.source.walk():
+                interrupt.check()
                 if isinstance(item, WalkError):
                     self._error(item.rel, item.message)
                     if item.rel == b"":
@@ -420,10 +425,13 @@ class _Transfer:
                         window.acquire()
                         pool.submit(self.execute, out, dst, wanted).add_done_callback(finished)
                 drain(block=False)
+        except BaseException:
+            stopping = True
+            raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
-                drain(block=False)
+            if pool is not None:  # on a stop: queued copies cancelled, those in flight end
+                pool.shutdown(wait=True, cancel_futures=stopping)
+                drain(block=False, stopping=stopping)
 
     def _record(self, out: _Outcome) -> None:
         """Count an outcome, keep its hash, report it (main thread only)."""
