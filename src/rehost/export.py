@@ -174,7 +174,7 @@ class DocumentBuilder:
         if got is None:
             ent = self.model.entities[table]
             pos = {c: i for i, c in enumerate(ent.columns)}
-            fields = []
+            fields: list[tuple[str, int, str, Any]] = []
             for c in ent.fields:
                 ref = ent.refs.get(c)
                 if ref is not None and ref.remap:

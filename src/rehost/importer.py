@@ -17,6 +17,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,9 @@ class Importer:
         for doc in self.bundle.documents(root):
             yield from walk(doc, 0, self._own_label(root_ent, doc))
 
+    def _owned_label(self, owner_label: str, ent: Entity, doc: dict[str, Any]) -> str:
+        return f"{owner_label} / {self._own_label(ent, doc)}"
+
     def _own_label(self, ent: Entity, doc: dict[str, Any]) -> str:
         if ent.key:
             return key_label({k: doc.get(k) for k in ent.key if k != ent.owner})
@@ -333,7 +337,7 @@ class Importer:
                         Row(
                             doc=doc,
                             owner_src=psrc,
-                            label_of=lambda p=plabel, d=doc: f"{p} / {self._own_label(ent, d)}",
+                            label_of=partial(self._owned_label, plabel, ent, doc),
                         )
                     )
             if current is not None:
@@ -507,8 +511,8 @@ class Importer:
                 )
                 for k in keys
             }
-            types = [tt.columns[kc].type_text for kc in key]
-            if not all(_PLAIN_TYPE.match(ty) for ty in types):
+            types: list[str] | None = [tt.columns[kc].type_text for kc in key]
+            if not all(_PLAIN_TYPE.match(ty) for ty in types or ()):
                 types = None  # a type rehost cannot spell back in SQL: plain OR terms
             rows.extend(self.sql.where_keys(table, cols, key, tuples, types))
         for raw in rows:
@@ -1064,11 +1068,11 @@ class Importer:
         }
         doomed: list[Any] = []
         under: dict[Any, str] = {}
-        for r in self.sql.where_in(table, [*pk, ent.owner], ent.owner, owners):
-            d = r[0] if len(pk) == 1 else tuple(r[: len(pk)])
+        for got in self.sql.where_in(table, [*pk, ent.owner], ent.owner, owners):
+            d = got[0] if len(pk) == 1 else tuple(got[: len(pk)])
             if d not in keep:
                 doomed.append(d)
-                under[d] = owner_label.get(r[-1], "")
+                under[d] = owner_label.get(got[-1], "")
         if doomed:
             self._delete(table, doomed, under)
 

@@ -133,8 +133,8 @@ class Sql:
             sel = ", ".join(f"{t}.{self.q(c)}" for c in columns)
             for chunk in _chunks(full, 10_000):
                 sql = f"SELECT {sel} FROM {t} JOIN unnest({arrays}) AS k({names}) ON {on}"
-                params = [[tup[i] for tup in chunk] for i in range(len(key))]
-                for r in self.execute(sql, params).fetchall():
+                arrays_in = [[tup[i] for tup in chunk] for i in range(len(key))]
+                for r in self.execute(sql, arrays_in).fetchall():
                     yield tuple(r)
         for chunk in _chunks(vals, per_chunk):
             terms: list[str] = []

@@ -69,7 +69,7 @@ def reflect(engine: Engine, *, exclude: set[str] | frozenset[str] = frozenset())
     fks = insp.get_multi_foreign_keys(filter_names=names)
     sqlite_ondelete = _sqlite_ondelete(engine, names) if engine.dialect.name == "sqlite" else {}
     for name in names:
-        k = (None, name)
+        k: Any = (None, name)
         columns: dict[str, Column] = {}
         for c in cols.get(k, []):
             ctype: Any = c["type"]
@@ -83,15 +83,17 @@ def reflect(engine: Engine, *, exclude: set[str] | frozenset[str] = frozenset())
                 or bool(c.get("autoincrement") is True)
                 or bool(c.get("identity")),
             )
-        pk = tuple(pks.get(k, {}).get("constrained_columns") or ())
+        pk_info: Any = pks.get(k) or {}
+        pk = tuple(pk_info.get("constrained_columns") or ())
         uniq: list[tuple[str, ...]] = []
-        for u in uqs.get(k, []):
-            uniq.append(tuple(u["column_names"]))
+        for uc in uqs.get(k, []):
+            uniq.append(tuple(uc["column_names"]))
         for ix in idxs.get(k, []):
-            if ix.get("unique") and all(cn is not None for cn in ix["column_names"]):
-                uniq.append(tuple(ix["column_names"]))
+            ix_cols = ix["column_names"]
+            if ix.get("unique") and all(cn is not None for cn in ix_cols):
+                uniq.append(tuple(str(cn) for cn in ix_cols))
         seen: set[tuple[str, ...]] = set()
-        uniques = []
+        uniques: list[tuple[str, ...]] = []
         for u in uniq:
             if u and u not in seen and all(c in columns for c in u):
                 seen.add(u)
