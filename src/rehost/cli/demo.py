@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import typer
@@ -18,7 +20,7 @@ from rehost.cli.database import (
     inspect,
 )
 from rehost.cli.render import out
-from rehost.errors import UsageError
+from rehost.errors import RehostError, UsageError
 
 MARKER = ".rehost-demo"
 PASSWORD = "correct horse battery staple"
@@ -39,10 +41,33 @@ def _prepare(directory: Path) -> None:
     (directory / MARKER).write_text("made by rehost demo; safe to delete\n")
 
 
-def _step(title: str, command: str) -> None:
+def _step(title: str, command: str | None = None) -> None:
     out.print()
     out.rule(f"[bold]{title}")
-    out.print(f"[dim]$ {command}[/]")
+    if command is not None:
+        out.print(f"[dim]$ {command}[/]")
+
+
+def _rehost(cwd: Path, *args: str, ok: tuple[int, ...] = (0,)) -> None:
+    """Run one rehost command as a user would, its output going straight to the terminal."""
+    out.print(f"[dim]$ rehost {' '.join(args)}[/]")
+    sys.stdout.flush()
+    code = subprocess.run([sys.executable, "-m", "rehost", *args], cwd=cwd, check=False).returncode
+    if code not in ok:
+        raise RehostError(f"the demo step 'rehost {' '.join(args)}' ended with status {code}.")
+
+
+def _migration(move: Path) -> None:
+    """Part two: the whole server (database and uploads folder) moved as one migration."""
+    _step("8. The whole server as one migration: a plan, checks, a resumable run")
+    _rehost(move.parent, "init", "--demo", move.name)
+    _rehost(move, "check")
+    _rehost(move, "run")
+    _step("9. Manual steps acknowledged, then the cutover")
+    _rehost(move, "ack", "manual-1")
+    _rehost(move, "ack", "manual-2")
+    _rehost(move, "cutover")
+    _rehost(move, "status")
 
 
 @app.command("demo")
@@ -52,11 +77,13 @@ def demo_cmd(
         Path("rehost-demo"), help="Working directory (created; a previous demo's is replaced)."
     ),
 ) -> None:
-    """Run export → partial export → preview → import on two SQLite applications.
+    """Run export → partial export → preview → import on two SQLite applications,
+    then move a whole server (database and uploads folder) as one migration.
 
     Makes a deployment-server-like application (projects with steps, environments,
     variable sets with encrypted secrets, teams with members, users with a
     foreign-key cycle), and a second server that already holds overlapping names.
+    Then, in DIRECTORY/move: rehost init --demo, check, run, ack, cutover, status.
 
     Example: rehost demo /tmp/rehost-demo
     """
@@ -153,6 +180,7 @@ def demo_cmd(
         f"{profile_path} --password-file {pw}",
     )
     preview_overwrite()
+    _migration(directory / "move")
     out.print()
     out.print(
         f"Done. Explore [bold]{bundle}[/] and the two databases with sqlite3. The "
@@ -160,6 +188,8 @@ def demo_cmd(
         f"  cd {bundle} && git init -q && git add -A && git commit -qm export && cd -\n"
         f"  . {keys} && rehost export {source} {bundle} --profile {profile_path} "
         f"--password-file {pw}\n"
-        f"  git -C {bundle} status --short",
+        f"  git -C {bundle} status --short\n"
+        f"The migration (plan, state, both servers and their uploads) is in {directory / 'move'}: "
+        "'rehost status' and 'rehost log' there show what happened.",
         soft_wrap=True,
     )
