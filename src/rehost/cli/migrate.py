@@ -215,6 +215,14 @@ def run_cmd(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Do everything but write to a target; show what would change."
     ),
+    rerun: bool = typer.Option(
+        False, "--rerun", help="Run the steps (of --phase) again even if they are done."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Overwrite records that were changed in the target since rehost wrote them.",
+    ),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run the migration's phases in order; a re-run resumes where the last one stopped.
@@ -222,6 +230,8 @@ def run_cmd(
     State is saved after every step: after a crash or Ctrl-C, run again and the
     steps already done are skipped. With --dry-run nothing is written to any
     target and no status changes; the counts are what the real run will do.
+    An import stops, listing them, when records it wrote were changed in the
+    target since (the ledger); --force overwrites them.
 
     Examples:
 
@@ -230,6 +240,8 @@ def run_cmd(
       rehost run
 
       rehost run --phase transfer
+
+      rehost run --phase import --rerun --force
     """
     with _open(plan) as m:
         title = "Dry run (nothing written to a target)" if dry_run else "Run"
@@ -238,7 +250,12 @@ def run_cmd(
             title,
             json_out,
             lambda bar: m.run(
-                phase, dry_run=dry_run, progress=bar, on_step=None if json_out else _print_step
+                phase,
+                dry_run=dry_run,
+                rerun=rerun,
+                force=force,
+                progress=bar,
+                on_step=None if json_out else _print_step,
             ),
         )
         if json_out:

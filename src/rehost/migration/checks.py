@@ -211,7 +211,7 @@ def _check_share(m: Migration, move: ShareMove) -> tuple[list[PlanFinding], int]
     if "://" not in src_url and not Path(src_url).is_dir():
         return [finding("RH501", move.from_, f"The source share {src_url} is not a folder.")], 0
     try:
-        inv = inventory(src_url)
+        inv = inventory(src_url, m.remote_options(move.from_))
     except (RehostError, OSError) as exc:
         return [finding("RH501", move.from_, str(exc))], 0
     out: list[PlanFinding] = []

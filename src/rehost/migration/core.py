@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rehost.errors import RehostError, UsageError
+from rehost.files.location import RemoteOptions
 from rehost.migration.codes import PlanFinding
 from rehost.migration.plan import DatabaseMove, Plan, ShareMove, load_plan
 from rehost.migration.state import StateStore, Step
@@ -51,6 +52,8 @@ class StepContext:
     step: Step
     dry_run: bool
     progress: Progress
+    # overwrite records changed in the target since rehost wrote them (the ledger)
+    force: bool = False
 
 
 @dataclass
@@ -89,6 +92,18 @@ def _safe(name: str) -> str:
 def _fingerprint(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _crash_point(where: str, step_id: str) -> None:
+    """For tests of resuming: ``REHOST_TEST_KILL=before:STEP`` (or ``after:STEP``) kills
+    this process with SIGKILL as that step starts its work (or ends it, before its
+    end is recorded), like a crash or ``kill -9`` at that moment."""
+    import os
+
+    if os.environ.get("REHOST_TEST_KILL") == f"{where}:{step_id}":
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _is_url(text: str) -> bool:
@@ -172,6 +187,46 @@ class Migration:
         if _is_url(url):
             return url
         return str((self.base / Path(url).expanduser()).absolute())
+
+    def remote_options(self, ref: str, role: str = "source") -> RemoteOptions:
+        """How to reach the share ``server.name`` when it is on SFTP or S3."""
+        servers = self.plan.sources if role == "source" else self.plan.targets
+        server, _, name = ref.partition(".")
+        share = servers[server].shares[name]
+        password = None
+        if share.sftp_password:
+            password = self.read_secret(share.sftp_password, f"the SFTP password of {ref}")
+
+        def path(p: str | None) -> str | None:
+            return None if p is None else str(self.base / Path(p).expanduser())
+
+        return RemoteOptions(
+            sftp_password=password,
+            sftp_known_hosts=path(share.sftp_known_hosts),
+            sftp_key=path(share.sftp_key),
+            s3_endpoint_url=share.s3_endpoint_url,
+            s3_region=share.s3_region,
+        )
+
+    def read_secret(self, spec: str, what: str) -> str:
+        """The value named by ``env:VAR`` or ``file:PATH`` (relative to the plan), kept
+        out of the state: every text the store records is scrubbed of it."""
+        import os
+
+        how, _, where = spec.partition(":")
+        if how == "env":
+            value = os.environ.get(where, "").strip()
+            if not value:
+                raise UsageError(f"{what} is to come from ${where}, which is not set or empty.")
+        else:
+            path = self.base / Path(where).expanduser()
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise UsageError(f"{what}: cannot read {path} ({exc.strerror}).") from None
+        if value not in self.store._secrets:
+            self.store._secrets.append(value)
+        return value
 
     def profile(self, move: DatabaseMove) -> Profile:
         """The move's profile; its ``file:`` key paths are relative to the profile file."""
@@ -269,6 +324,8 @@ class Migration:
         phase: str | None = None,
         *,
         dry_run: bool = False,
+        rerun: bool = False,
+        force: bool = False,
         progress: Progress | None = None,
         on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunReport:
@@ -276,7 +333,10 @@ class Migration:
 
         State is saved after every step, so an interrupted run resumes where it
         stopped. With ``dry_run`` nothing is written to a target and no step's
-        status changes: the report holds what the real run would do.
+        status changes: the report holds what the real run would do. ``rerun``
+        runs the chosen steps again even if done (a later import: the ledger
+        stops it on records changed in the target since); ``force`` overwrites
+        those records.
         """
         if phase is not None and phase not in PHASES:
             raise UsageError(f"No phase '{phase}': the phases are {', '.join(PHASES)}.")
@@ -297,9 +357,11 @@ class Migration:
         self.store.event(None, kind, f"{kind} started" + (f" (phase {phase})" if phase else ""))
         sink = progress or NoProgress()
         failed = False
+        if force and not dry_run:
+            self.store.event(None, "forced", "records changed in the target may be overwritten")
         for d in chosen:
             step = state[d.id]
-            if step.done and not dry_run:
+            if step.done and not dry_run and not rerun:
                 entry = {
                     "id": d.id,
                     "phase": d.phase,
@@ -310,7 +372,7 @@ class Migration:
                 if on_step:
                     on_step(entry)
                 continue
-            entry = self._run_step(d, step, dry_run, sink)
+            entry = self._run_step(d, step, dry_run, sink, force)
             report.steps.append(entry)
             if on_step:
                 on_step(entry)
@@ -324,15 +386,19 @@ class Migration:
         self.store.event(None, kind, f"{kind} ended: {report.status}")
         return report
 
-    def _run_step(self, d: StepDef, step: Step, dry_run: bool, sink: Progress) -> dict[str, Any]:
-        ctx = StepContext(self, step, dry_run, sink)
+    def _run_step(
+        self, d: StepDef, step: Step, dry_run: bool, sink: Progress, force: bool = False
+    ) -> dict[str, Any]:
+        ctx = StepContext(self, step, dry_run, sink, force)
         if not dry_run:
             self.store.start(d.id)
         started = time.perf_counter()
         status, error = "failed", None
         detail: dict[str, Any] = {}
         try:
+            _crash_point("before", d.id)
             status, detail = d.run(ctx)
+            _crash_point("after", d.id)
         except RehostError as exc:
             error = str(exc)
         except Exception as exc:  # a step's unexpected failure stops the run, recorded

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rehost.errors import RehostError, UsageError
+from rehost.importer import LedgerConflict
 from rehost.migration.plan import Hook, ReadOnly
 from rehost.migration.state import Step
 from rehost.progress import NoProgress, Progress
@@ -216,7 +217,14 @@ def _delta(m: Migration, step: Step, progress: Progress) -> None:
         if sid in results:
             continue
         ctx = StepContext(m, Step(sid, "cutover", 0), False, progress)
-        status, detail = fn(ctx)
+        try:
+            status, detail = fn(ctx)
+        except LedgerConflict as exc:
+            raise LedgerConflict(
+                f"{exc} To keep the target's changes, take them into the source first; to "
+                f"overwrite them, run 'rehost run --phase import --rerun --force'. Then run "
+                "'rehost cutover' again."
+            ) from None
         if status == "incomplete":
             raise CutoverRefused(
                 f"The final import {sid} named new manual steps: do them, 'rehost ack' them, "

@@ -33,9 +33,15 @@ class Database(_Strict):
 
 
 class Share(_Strict):
-    """A file share: a local path (relative to the plan file) or an sftp:// or s3:// URL."""
+    """A file share: a local path (relative to the plan file) or an sftp:// or s3:// URL,
+    with what it takes to reach a remote one (secrets as ``env:VAR`` or ``file:PATH``)."""
 
     url: str
+    sftp_password: str | None = Field(default=None, pattern=r"^(env|file):.+")
+    sftp_known_hosts: str | None = None
+    sftp_key: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
 
 
 class Server(_Strict):
@@ -53,6 +59,9 @@ class DatabaseMove(_Strict):
     only: list[str] = Field(default_factory=list)
     profile: str | None = None
     on_conflict: Literal["skip", "overwrite"] = "skip"
+    # keep a hash of every record written in the target's rehost_ledger table, and stop
+    # a later import that would overwrite records changed in the target since
+    ledger: bool = True
     # clone method
     exclude: list[str] = Field(default_factory=list)
 
@@ -80,6 +89,9 @@ class Options(_Strict):
     password: str | None = None
     ignore_version_check: bool = False
     state_dir: str = ".rehost"
+    # The state store: by default state.db in state_dir; or a PostgreSQL URL (env:VAR
+    # reads it from the environment) that a team shares.
+    state: str | None = None
 
 
 class Hook(_Strict):

@@ -9,6 +9,7 @@ from rehost.clone import clone as db_clone
 from rehost.errors import RehostError
 from rehost.export import export as db_export
 from rehost.files.inventory import inventory as files_inventory
+from rehost.files.location import RemoteOptions
 from rehost.files.owners import OwnerMap
 from rehost.files.transfer import TransferOptions
 from rehost.files.transfer import transfer as files_transfer
@@ -17,7 +18,8 @@ from rehost.importer import import_ as db_import
 from rehost.inspect import inspect as db_inspect
 
 if TYPE_CHECKING:
-    from rehost.migration.core import StepContext
+    from rehost.migration.core import Migration, StepContext
+    from rehost.migration.plan import ShareMove
 
 Outcome = tuple[str, dict[str, Any]]
 
@@ -36,7 +38,8 @@ def inventory_db(ctx: StepContext) -> Outcome:
 
 def inventory_share(ctx: StepContext) -> Outcome:
     m = ctx.migration
-    inv = files_inventory(m.share_url(ctx.step.id.split(":", 2)[2]))
+    ref = ctx.step.id.split(":", 2)[2]
+    inv = files_inventory(m.share_url(ref), m.remote_options(ref))
     data = inv.to_json()
     return "succeeded", {"counts": data["counts"], "bytes": data["bytes"]}
 
@@ -91,8 +94,13 @@ def import_(ctx: StepContext) -> Outcome:
         password=_password(ctx),
         ignore_version_check=m.plan.options.ignore_version_check,
         progress=ctx.progress,
+        ledger=move.ledger,
+        force=ctx.force,
     )
     detail = {"totals": rep.totals(), "manual_steps": len(rep.manual_steps)}
+    changed = [w for w in rep.warnings if "changed in the target since" in w]
+    if changed:  # a dry run: the real import stops on them
+        detail["changed_in_target"] = changed[0].split(" record(s)", 1)[0]
     if ctx.dry_run:
         return "preview", detail
     if rep.status == "incomplete":
@@ -170,6 +178,16 @@ def _counts(data: dict[str, Any]) -> dict[str, int]:
     return {k: v for k, v in data["counts"].items() if v}
 
 
+def _remote(m: Migration, move: ShareMove) -> RemoteOptions:
+    """One set of remote options for a move's two ends (at most one is usually remote)."""
+    src, dst = m.remote_options(move.from_), m.remote_options(move.to, "target")
+    merged = {
+        k: getattr(dst, k) if getattr(dst, k) is not None else getattr(src, k)
+        for k in ("sftp_password", "sftp_known_hosts", "sftp_key", "s3_endpoint_url", "s3_region")
+    }
+    return RemoteOptions(**merged)
+
+
 def transfer(ctx: StepContext) -> Outcome:
     m = ctx.migration
     move = m.share_move(ctx.step.id)
@@ -178,6 +196,7 @@ def transfer(ctx: StepContext) -> Outcome:
         owners=OwnerMap(move.owners),
         preview=ctx.dry_run,
         state_dir=m.files_state_dir(move),
+        remote=_remote(m, move),
     )
     rep = files_transfer(m.share_url(move.from_), m.share_url(move.to, "target"), opts)
     data = rep.to_json()
@@ -241,6 +260,7 @@ def verify_share(ctx: StepContext) -> Outcome:
         content=move.verify_content,
         owners=OwnerMap(move.owners),
         state_dir=m.files_state_dir(move),
+        remote=_remote(m, move),
     )
     if not rep.ok:
         shown = "; ".join(f"{d.what} {d.path!r}" for d in rep.differences[:3])
