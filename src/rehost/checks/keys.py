@@ -9,13 +9,13 @@ from rehost.profile.resolve import Entity, Model
 
 
 def repeated_keys(
-    sql: Sql, model: Model, origins: set[str]
+    sql: Sql, model: Model, origins: set[str] | None
 ) -> Iterator[tuple[str, Entity, int, str]]:
     """(table, entity, how many key values repeat, up to three examples) for every
-    entity type whose key came from one of ``origins`` and is not unique."""
+    entity type whose key came from one of ``origins`` (None: any) and is not unique."""
     for table in model.order:
         ent = model.entities[table]
-        if not ent.key or ent.key_origin not in origins:
+        if not ent.key or (origins is not None and ent.key_origin not in origins):
             continue
         cols = sql.cols(ent.key)
         rows = sql.execute(

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rehost.checks.findings import errors_in
+from rehost.checks.findings import Finding, errors_in
 from rehost.cli.app import app, handle_errors
 from rehost.cli.render import BarProgress, err, out, print_json, render_findings
 from rehost.errors import UsageError
@@ -147,26 +147,44 @@ def inspect_cmd(
 @handle_errors
 def validate_cmd(
     source: str = typer.Argument(..., help="Source database URL."),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        "-t",
+        help="Also check an import target: reachable, same application version, tables "
+        "and columns present, natural keys unique, target key usable.",
+    ),
     profile: Path | None = PROFILE_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Check that the source can be exported; exit 1 when there are errors.
+    """Check that the source can be exported (and, with --target, imported there);
+    exit 1 when there are errors. Nothing is written anywhere.
 
-    Example: rehost validate postgresql://app@db/app --profile app.yaml --json
+    Examples:
+
+      rehost validate postgresql://app@db/app --profile app.yaml --json
+
+      rehost validate sqlite:///old.db --target postgresql://app@new-db/app --profile app.yaml
     """
-    inv = inspect(source, profile=load_profile(profile))
-    errors = errors_in(inv.findings)
+    prof = load_profile(profile)
+    inv = inspect(source, profile=prof)
+    findings = list(inv.findings)
+    if target is not None:
+        from rehost.checks.target import check_target
+
+        findings += check_target(target, inv.model, prof, inv.version)
+    errors = errors_in(findings)
     if json_out:
-        print_json(
-            {
-                "source": inv.source,
-                "ok": not errors,
-                "findings": inv.to_json()["findings"],
-            }
-        )
+        doc: dict[str, Any] = {"source": inv.source, "ok": not errors}
+        if target is not None:
+            from rehost.db.connect import redact
+
+            doc["target"] = redact(target)
+        doc["findings"] = [f.to_json() for f in sorted(findings, key=Finding.sort_key)]
+        print_json(doc)
     else:
-        render_findings(inv.findings, show_info=False)
-        n_warn = sum(1 for f in inv.findings if f.severity == "warning")
+        render_findings(findings, show_info=False)
+        n_warn = sum(1 for f in findings if f.severity == "warning")
         if errors:
             out.print(f"[bold red]{len(errors)} error(s)[/], {n_warn} warning(s)")
         else:
