@@ -19,6 +19,12 @@ JSON_OPT = typer.Option(False, "--json", help="Print the result as JSON for scri
 PLAN_OPT = typer.Option(
     Path("rehost.yaml"), "--plan", help="The plan file (state is kept in .rehost/ beside it)."
 )
+STATE_OPT = typer.Option(
+    None,
+    "--state",
+    help="Keep the state in this PostgreSQL database (postgresql://…, or env:VAR) or SQLite "
+    "file instead of the plan's options.state or .rehost/state.db.",
+)
 
 _STATUS_STYLE = {
     "succeeded": "bold green",
@@ -34,10 +40,10 @@ _STATUS_STYLE = {
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-def _open(plan: Path) -> Migration:
+def _open(plan: Path, state: str | None = None) -> Migration:
     from rehost.migration import Migration
 
-    return Migration(plan)
+    return Migration(plan, state=state)
 
 
 def _styled(status: str, width: int = 0) -> str:
@@ -124,6 +130,7 @@ def _render_check(rep: Any, *, info: bool) -> None:
 @handle_errors
 def check_cmd(
     plan: Path = PLAN_OPT,
+    state: str | None = STATE_OPT,
     accept: list[str] = typer.Option(
         [], "--accept", help="Accept errors with this code (needs --reason); recorded."
     ),
@@ -158,7 +165,7 @@ def check_cmd(
         from rehost.errors import UsageError
 
         raise UsageError("--accept needs --reason TEXT: say why the error is acceptable.")
-    with _open(plan) as m:
+    with _open(plan, state) as m:
         rep = m.validate(accept=dict.fromkeys(accept, reason))
     if json_out:
         print_json(rep.to_json())
@@ -207,6 +214,7 @@ def _with_progress(m: Migration, title: str, json_out: bool, call: Any) -> Any:
 @handle_errors
 def run_cmd(
     plan: Path = PLAN_OPT,
+    state: str | None = STATE_OPT,
     phase: str | None = typer.Option(
         None,
         "--phase",
@@ -243,7 +251,7 @@ def run_cmd(
 
       rehost run --phase import --rerun --force
     """
-    with _open(plan) as m:
+    with _open(plan, state) as m:
         title = "Dry run (nothing written to a target)" if dry_run else "Run"
         rep = _with_progress(
             m,
@@ -282,12 +290,14 @@ def _render_manual(manual: list[dict[str, Any]]) -> None:
 
 @app.command("status")
 @handle_errors
-def status_cmd(plan: Path = PLAN_OPT, json_out: bool = JSON_OPT) -> None:
+def status_cmd(
+    plan: Path = PLAN_OPT, state: str | None = STATE_OPT, json_out: bool = JSON_OPT
+) -> None:
     """Show each phase and step: status, progress, timings, last error, manual steps left.
 
     Example: rehost status --json
     """
-    with _open(plan) as m:
+    with _open(plan, state) as m:
         st = m.status()
     if json_out:
         print_json(st)
@@ -332,9 +342,11 @@ def _render_cutover(cut: dict[str, Any]) -> None:
 
 @app.command("log")
 @handle_errors
-def log_cmd(plan: Path = PLAN_OPT, json_out: bool = JSON_OPT) -> None:
+def log_cmd(
+    plan: Path = PLAN_OPT, state: str | None = STATE_OPT, json_out: bool = JSON_OPT
+) -> None:
     """Show the migration's events: runs, steps started and ended, acceptances, acks."""
-    with _open(plan) as m:
+    with _open(plan, state) as m:
         events = m.log()
     if json_out:
         print_json(events)
@@ -348,13 +360,14 @@ def log_cmd(plan: Path = PLAN_OPT, json_out: bool = JSON_OPT) -> None:
 def ack_cmd(
     step: str = typer.Argument(..., help="The manual step's id, e.g. manual-1."),
     plan: Path = PLAN_OPT,
+    state: str | None = STATE_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
     """Acknowledge a manual step as done; with all done, the migration can succeed.
 
     Example: rehost ack manual-1
     """
-    with _open(plan) as m:
+    with _open(plan, state) as m:
         res = m.ack(step)
     if json_out:
         print_json(res)
@@ -393,6 +406,7 @@ def _print_stage(entry: dict[str, Any]) -> None:
 @handle_errors
 def cutover_cmd(
     plan: Path = PLAN_OPT,
+    state: str | None = STATE_OPT,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the stages without doing them."),
     force: bool = typer.Option(
         False, "--force", help="Cut over although the run has not succeeded (needs --reason)."
@@ -424,7 +438,7 @@ def cutover_cmd(
 
     if (force or rollback) and not reason.strip():
         raise UsageError("--force and --rollback need --reason TEXT: say why; it is recorded.")
-    with _open(plan) as m:
+    with _open(plan, state) as m:
         if rollback:
             res = m.rollback(reason)
             if json_out:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rehost.db.connect import redact
 from rehost.errors import RehostError, UsageError
 from rehost.files.location import RemoteOptions
 from rehost.migration.codes import PlanFinding
 from rehost.migration.plan import DatabaseMove, Plan, ShareMove, load_plan
-from rehost.migration.state import StateStore, Step
+from rehost.migration.state import StateStore, Step, is_database_url
 from rehost.profile.model import Profile
 from rehost.progress import NoProgress, Progress
 
@@ -118,7 +119,9 @@ class Migration:
     line shows. Library calls are quiet: progress goes to the sink given.
     """
 
-    def __init__(self, plan_path: Path | str = "rehost.yaml") -> None:
+    def __init__(self, plan_path: Path | str = "rehost.yaml", state: str | None = None) -> None:
+        """``state``: where the state is kept, overriding the plan's ``options.state``: a
+        PostgreSQL URL (or ``env:VAR``) for a store a team shares, or an SQLite file."""
         self.plan_path = Path(plan_path).resolve()
         self.plan: Plan = load_plan(self.plan_path)
         self.base = self.plan_path.parent
@@ -126,12 +129,23 @@ class Migration:
         self._password: str | None = None
         # Moves exported by this object's dry runs (their bundles are fresh).
         self.dry_exports: set[str] = set()
-        self.store = StateStore(
-            self.state_dir / "state.db",
-            self.plan.name,
-            str(self.plan_path),
-            secrets=self._url_passwords(),
-        )
+        where: Path | str = self.state_dir / "state.db"
+        secrets = self._url_passwords()
+        spec = state or self.plan.options.state
+        if spec:
+            spec = self._env(spec)
+            if is_database_url(spec):
+                from sqlalchemy.engine import make_url
+
+                where = spec
+                secrets.append(str(make_url(spec).password or ""))
+            elif "://" in spec:
+                raise UsageError(
+                    f"The state store {redact(spec)} is neither a postgresql:// URL nor a file."
+                )
+            else:
+                where = self.base / Path(spec).expanduser()
+        self.store = StateStore(where, self.plan.name, str(self.plan_path), secrets=secrets)
 
     def close(self) -> None:
         self.store.close()

@@ -1,7 +1,10 @@
-"""The state store: an SQLite file (``.rehost/state.db`` beside the plan).
+"""The state store: an SQLite file (``.rehost/state.db`` beside the plan), or the
+schema ``rehost`` of a PostgreSQL database that a team shares.
 
 Every change is committed at once, so a crash loses at most the step that was
 running. Nothing here holds a secret: every text passes through :func:`scrub`.
+The SQL is written once for both engines (``ON CONFLICT``; ``?`` marks become
+``%s`` on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ STEP_COLUMNS = """\
     attempts INTEGER NOT NULL DEFAULT 0,
     started_at TEXT,
     finished_at TEXT,
-    seconds REAL,
+    seconds {real},
     last_error TEXT,
     detail TEXT NOT NULL DEFAULT '{}',
 """
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS migrations (
-    id INTEGER PRIMARY KEY,
+    id {serial},
     name TEXT NOT NULL UNIQUE,
     plan TEXT NOT NULL,
     created_at TEXT NOT NULL
@@ -45,7 +48,7 @@ CREATE TABLE IF NOT EXISTS steps (
 {step_columns}    PRIMARY KEY (migration_id, id)
 );
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial},
     migration_id INTEGER NOT NULL REFERENCES migrations (id),
     at TEXT NOT NULL,
     step TEXT,
@@ -74,7 +77,7 @@ CREATE TABLE IF NOT EXISTS cutover_stages (
 {step_columns}    PRIMARY KEY (migration_id, id)
 );
 CREATE TABLE IF NOT EXISTS cutover_history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial},
     migration_id INTEGER NOT NULL REFERENCES migrations (id),
     at TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -84,6 +87,60 @@ CREATE TABLE IF NOT EXISTS cutover_history (
     detail TEXT NOT NULL DEFAULT '{}'
 );
 """.replace("{step_columns}", STEP_COLUMNS)
+
+# Column types that differ: an auto-numbered key, a float.
+_TYPES = {
+    "sqlite": {"{serial}": "INTEGER PRIMARY KEY AUTOINCREMENT", "{real}": "REAL"},
+    "postgresql": {"{serial}": "BIGSERIAL PRIMARY KEY", "{real}": "DOUBLE PRECISION"},
+}
+PG_SCHEMA = "rehost"
+
+
+def is_database_url(spec: str) -> bool:
+    return spec.startswith(("postgresql:", "postgresql+", "postgres:"))
+
+
+class _Connection:
+    """An autocommit connection to either engine, with one ``execute``."""
+
+    def __init__(self, where: Path | str) -> None:
+        if isinstance(where, str):
+            import psycopg
+            from sqlalchemy.engine import make_url
+
+            from rehost.errors import UsageError
+
+            url = make_url(where).set(drivername="postgresql")
+            try:
+                self.raw: Any = psycopg.connect(
+                    url.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
+                )
+            except psycopg.Error as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+                raise UsageError(f"Cannot open the state store {redact(where)}: {reason}") from None
+            self.engine = "postgresql"
+            self.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+            self.raw.execute(f"SET search_path TO {PG_SCHEMA}")
+        else:
+            where.parent.mkdir(parents=True, exist_ok=True)
+            self.raw = sqlite3.connect(where, isolation_level=None)
+            self.engine = "sqlite"
+            self.raw.execute("PRAGMA journal_mode=WAL")
+        script = SCHEMA
+        for mark, text in _TYPES[self.engine].items():
+            script = script.replace(mark, text)
+        if self.engine == "sqlite":
+            self.raw.executescript(script)
+        else:
+            self.raw.execute(script)
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        if self.engine == "postgresql":
+            sql = sql.replace("?", "%s")
+        return self.raw.execute(sql, params)
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 def now() -> str:
@@ -122,18 +179,19 @@ class Step:
 
 
 class StateStore:
-    """One migration's persisted state, in an SQLite file."""
+    """One migration's persisted state: in an SQLite file (a path), or in a PostgreSQL
+    database (a ``postgresql://`` URL; tables in its schema ``rehost``)."""
 
-    def __init__(self, path: Path, name: str, plan: str, secrets: Iterable[str] = ()) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+    def __init__(
+        self, where: Path | str, name: str, plan: str, secrets: Iterable[str] = ()
+    ) -> None:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         # autocommit: every statement is durable when it returns
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = _Connection(where)
+        self.path: Path | str = where if isinstance(where, Path) else redact(where)
         self.db.execute(
-            "INSERT OR IGNORE INTO migrations (name, plan, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO migrations (name, plan, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
             (name, plan, now()),
         )
         self.id: int = self.db.execute(
@@ -265,8 +323,9 @@ class StateStore:
 
     def accept(self, code: str, reason: str) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO accepted_findings (migration_id, code, reason, accepted_at) "
-            "VALUES (?, ?, ?, ?)",
+            "INSERT INTO accepted_findings (migration_id, code, reason, accepted_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (migration_id, code) DO UPDATE SET "
+            "reason = excluded.reason, accepted_at = excluded.accepted_at",
             (self.id, code, self.scrub(reason), now()),
         )
         self.event(None, "accepted", f"{code} accepted: {reason}")
@@ -328,7 +387,8 @@ class StateStore:
         """The cutover's stages in order (created pending the first time)."""
         for pos, name in enumerate(names):
             self.db.execute(
-                "INSERT OR IGNORE INTO cutover_stages (migration_id, id, position) VALUES (?, ?, ?)",
+                "INSERT INTO cutover_stages (migration_id, id, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (migration_id, id) DO NOTHING",
                 (self.id, name, pos),
             )
         rows = self.db.execute(
