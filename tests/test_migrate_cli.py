@@ -490,3 +490,22 @@ def test_kill_9_mid_clone_then_resume_replaces_the_half_copy(demo):
     assert resumed["status"] == "succeeded", resumed
     assert attempts(demo)["clone:old.app>new.app"] == 2
     assert _projects(demo.parent / "clone.db") == _projects(demo.parent / "source.db")
+
+
+def test_validate_without_source_checks_the_plan(demo, monkeypatch):
+    plan = str(demo)
+    assert js("validate", "--plan", plan) == js("check", "--plan", plan)
+    monkeypatch.chdir(demo.parent)  # rehost.yaml here is the default plan
+    assert "ok: no errors" in ok("validate")
+    target = sqlite3.connect(demo.parent / "target.db")
+    target.execute("UPDATE alembic_version SET version_num = 'ffff0000'")
+    target.commit()
+    target.close()
+    failed = rehost_cli("validate")
+    assert failed.exit_code == 1 and "RH103 version mismatch" in failed.stdout
+    accepted = js("validate", "--accept", "RH103", "--reason", "same schema")
+    assert accepted["ok"] and accepted["accepted"] == {"RH103": "same schema"}
+    assert rehost_cli("validate", "--target", "sqlite:///x.db").exit_code == 2
+    source = f"sqlite:///{demo.parent / 'source.db'}"
+    assert rehost_cli("validate", source, "--accept", "RH103", "--reason", "x").exit_code == 2
+    assert "plan" not in json.loads(ok("validate", source, "--json"))

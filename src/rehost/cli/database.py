@@ -146,7 +146,9 @@ def inspect_cmd(
 @app.command("validate")
 @handle_errors
 def validate_cmd(
-    source: str = typer.Argument(..., help="Source database URL."),
+    source: str | None = typer.Argument(
+        None, help="Source database URL. Without it: check the migration plan (rehost check)."
+    ),
     target: str | None = typer.Option(
         None,
         "--target",
@@ -155,17 +157,36 @@ def validate_cmd(
         "and columns present, natural keys unique, target key usable.",
     ),
     profile: Path | None = PROFILE_OPT,
+    plan: Path = typer.Option(
+        Path("rehost.yaml"), "--plan", help="Without SOURCE: the migration plan to check."
+    ),
+    accept: list[str] = typer.Option(
+        [], "--accept", help="Without SOURCE: accept the plan's errors with this code."
+    ),
+    reason: str = typer.Option("", "--reason", help="Why the accepted errors are acceptable."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Check that the source can be exported (and, with --target, imported there);
-    exit 1 when there are errors. Nothing is written anywhere.
+    exit 1 when there are errors. Nothing is written anywhere. Without SOURCE,
+    check the migration plan (rehost.yaml) with codes, as 'rehost check' does.
 
     Examples:
 
       rehost validate postgresql://app@db/app --profile app.yaml --json
 
       rehost validate sqlite:///old.db --target postgresql://app@new-db/app --profile app.yaml
+
+      rehost validate --plan rehost.yaml --accept RH103 --reason "schemas match"
     """
+    if source is None:
+        from rehost.cli.migrate import check_plan
+
+        if target is not None or profile is not None:
+            raise UsageError("--target and --profile go with SOURCE; a plan names its own.")
+        check_plan(plan, None, accept, reason, json_out=json_out)
+        return
+    if accept:
+        raise UsageError("--accept is for the plan's checks: give no SOURCE.")
     prof = load_profile(profile)
     inv = inspect(source, profile=prof)
     findings = list(inv.findings)

@@ -161,6 +161,20 @@ def check_cmd(
             for c in CODES.values():
                 out.print(f"{c.code}  {c.severity:<7}  {c.title}")
         return
+    check_plan(plan, state, accept, reason, info=info, json_out=json_out)
+
+
+def check_plan(
+    plan: Path,
+    state: str | None,
+    accept: list[str],
+    reason: str,
+    *,
+    info: bool = False,
+    json_out: bool = False,
+) -> None:
+    """'rehost check', also 'rehost validate' without SOURCE: the plan's checks; exit 1
+    on errors that are not accepted."""
     if accept and not reason.strip():
         from rehost.errors import UsageError
 
