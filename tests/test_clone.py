@@ -282,6 +282,42 @@ def test_verify_names_table_and_key_of_a_corrupted_target(make_db):
     assert bad["log"]["first_difference"] is None
 
 
+def test_postgres_to_postgres_verifies_in_the_database_and_still_names_the_key(make_db):
+    source = make_db("postgresql")
+    make_torture(source, "postgresql")
+    target = make_db("postgresql")
+    report = clone_json(source, target)
+    assert {t["table"]: t["verify"]["method"] for t in report["tables"]} == dict.fromkeys(
+        ("child", "log", "parent", "vals"), "database"
+    )
+    run_sql(
+        target,
+        "UPDATE vals SET f = 0.30000000000000004 WHERE id = 1",  # the last digit only
+        "DELETE FROM parent WHERE id = 7",
+        "UPDATE child SET label = 'tampered' WHERE parent_id = 1 AND pos = 1",
+        "UPDATE log SET n = 2 WHERE n = 1 AND ctid = (SELECT min(ctid) FROM log WHERE n = 1)",
+    )
+
+    def problems() -> dict[str, dict]:
+        result = rehost("clone", source, target, "--verify-only", "--json")
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.stdout)
+        return {t["table"]: t["verify"] for t in report["tables"] if not t["verified"]}
+
+    bad = problems()
+    assert sorted(bad) == ["child", "log", "parent", "vals"]
+    assert bad["vals"]["first_difference"] == "vals (id=1): f differs"
+    assert bad["parent"]["first_difference"] == "parent (id=7)"
+    assert (bad["parent"]["source_rows"], bad["parent"]["target_rows"]) == (3, 2)
+    assert bad["child"]["first_difference"] == "child (parent_id=1, pos=1): label differs"
+    assert bad["log"]["first_difference"] is None
+    # A key whose range arithmetic would overflow on the target: streamed instead.
+    run_sql(target, "INSERT INTO vals (id) VALUES (-9223372036854775808)")
+    bad = problems()
+    assert bad["vals"]["first_difference"] == "vals (id=-9223372036854775808)"
+    assert bad["vals"]["method"] == "streamed"
+
+
 def test_non_empty_target_is_refused_and_replace_drops_only_its_tables(make_db):
     source = make_db("sqlite")
     make_torture(source, "sqlite")

@@ -37,6 +37,7 @@ from rehost.errors import RehostError, UsageError
 from rehost.progress import NoProgress, Progress
 
 MAX_JOBS = 8
+MAINTENANCE_KB = 512 * 1024  # PostgreSQL target: maintenance_work_mem for the key builds
 
 
 class CloneBlocked(RehostError):
@@ -66,6 +67,7 @@ class TableResult:
     seconds: float = 0.0
     check: TableCheck | None = None
     kept: bool = False  # --resume: already loaded by the interrupted run
+    verify_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class TableResult:
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
             "kept": self.kept,
+            "verify_seconds": round(self.verify_seconds, 3),
             "verified": None if self.check is None else self.check.ok,
             "verify": None if self.check is None else self.check.to_json(),
         }
@@ -349,7 +352,10 @@ def _load(
                     continue
                 bar.start(f"copy {name}", total)
                 try:
-                    result.tables.append(_copy(snap, tconn, tp, plan, zero, bar.advance))
+                    fresh = name not in existing
+                    result.tables.append(
+                        _copy(snap, tconn, tp, plan, zero, bar.advance, freeze=fresh)
+                    )
                 finally:
                     bar.finish()
         finally:
@@ -375,16 +381,27 @@ def _copy(
     plan: ClonePlan,
     zero: ZeroDates,
     advance: Callable[..., Any],
+    *,
+    freeze: bool = False,
 ) -> TableResult:
-    """One table's rows from source to target, committed."""
+    """One table's rows from source to target, committed.
+
+    ``freeze``: the table was created by this run (not kept from an interrupted
+    one), so nothing references it yet and PostgreSQL may load it frozen.
+    """
     name = tp.name
     t0 = time.perf_counter()
     try:
         if tp.same_types and plan.target == "postgresql":
-            rows = pipe_postgres(sconn, tconn, name, tp.column_names, advance)
+            rows = pipe_postgres(sconn, tconn, name, tp.column_names, advance, freeze=freeze)
         else:
             rows = write_rows(
-                tconn, name, tp.column_names, _batches(sconn, tp, plan, zero), advance
+                tconn,
+                name,
+                tp.column_names,
+                _batches(sconn, tp, plan, zero),
+                advance,
+                freeze=freeze,
             )
     except sa.exc.DBAPIError as exc:
         raise CloneFailed(_refused(name, exc, "load")) from None
@@ -435,7 +452,8 @@ def _load_parallel(
         total = totals[name]
         if name in existing and _resumed(tconn, name, total):
             return TableResult(name, total, kept=True)
-        return _copy(sconn, tconn, plan.tables[name], plan, zero, advance)
+        fresh = name not in existing
+        return _copy(sconn, tconn, plan.tables[name], plan, zero, advance, freeze=fresh)
 
     order = sorted(plan.tables, key=lambda n: -totals[n])
     bar.start(f"copy {len(order)} tables, {workers.jobs} at a time", sum(totals.values()))
@@ -501,6 +519,14 @@ def _after_load(
         if (table, str(getattr(getattr(element, "element", None), "name", "")).lower()) not in done
     ]
     bar.start("keys, indexes, foreign keys", len(steps))
+    if plan.target == "postgresql":
+        # Index builds sort in memory up to this much (per build; only what they need).
+        kb = tconn.exec_driver_sql(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'"
+        ).scalar()
+        if kb is not None and int(kb) < MAINTENANCE_KB:
+            tconn.exec_driver_sql(f"SET maintenance_work_mem = '{MAINTENANCE_KB}kB'")
+        tconn.commit()
     if plan.target == "mysql":
         tconn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
         tconn.commit()
@@ -546,6 +572,7 @@ def _verify(
     by_name = {t.name: t for t in result.tables}
     for name, tp in plan.tables.items():
         bar.start(f"verify {name}", None)
+        t0 = time.perf_counter()
         try:
             check = verify_table(snap, tconn, tp, plan.source, plan.target)
             tconn.rollback()
@@ -553,6 +580,7 @@ def _verify(
             bar.finish()
         entry = by_name.setdefault(name, TableResult(name))
         entry.check = check
+        entry.verify_seconds = time.perf_counter() - t0
         if not entry.rows:
             entry.rows = check.target_rows
 
