@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 import secrets
 import shutil
@@ -36,7 +37,7 @@ from rehost.files import interrupt
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, join, lstat_entry, read_xattrs
 from rehost.files.location import LOCAL
 from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
-from rehost.files.walk import WalkItem, walk
+from rehost.files.walk import Batch, WalkItem, walk
 
 BUFFER_SIZE = 1 << 20
 ACL_PREFIX = "system.posix_acl_"
@@ -84,9 +85,21 @@ def hash_file(path: bytes) -> str:
         os.close(fd)
 
 
+_SALT = secrets.token_hex(4)  # with the process id and a counter: unique without a syscall
+_COUNTER = itertools.count()
+
+
 def temp_path(dst_path: bytes) -> bytes:
-    directory = dst_path.rsplit(b"/", 1)[0]
-    return directory + b"/" + TEMP_PREFIX + secrets.token_hex(8).encode() + TEMP_SUFFIX
+    """A temporary name beside ``dst_path`` (created with O_EXCL, so never clobbering)."""
+    directory = dst_path.rpartition(b"/")[0]
+    unique = f"{_SALT}{os.getpid():x}-{next(_COUNTER):x}".encode()
+    return directory + b"/" + TEMP_PREFIX + unique + TEMP_SUFFIX
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _unlink_quietly(path: bytes) -> None:
@@ -129,35 +142,51 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
         if not stat.S_ISREG(before.st_mode):
             raise FileChanged("is no longer a regular file")
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        h = hashlib.sha256()
-        buf = bytearray(min(BUFFER_SIZE, max(before.st_size, 1)))
-        view = memoryview(buf)
-        copied = 0
-        with open(fd_in, "rb", buffering=0, closefd=False) as reader:
-            while n := reader.readinto(buf):
-                interrupt.check()
-                chunk = view[:n]
-                h.update(chunk)
-                while chunk:
-                    written = os.write(fd_out, chunk)
-                    chunk = chunk[written:]
-                copied += n
+        if before.st_size <= BUFFER_SIZE:
+            # One read of the size fstat gave; a file that grew, shrank or was
+            # rewritten meanwhile is caught by the second fstat below.
+            data = os.read(fd_in, before.st_size)
+            h = hashlib.sha256(data)
+            _write_all(fd_out, data)
+            copied = len(data)
+        else:
+            h, copied = _copy_stream(fd_in, fd_out)
         after = os.fstat(fd_in)
         if copied != after.st_size or not _same_version(before, after):
             raise FileChanged("changed while it was being copied")
-        src = Entry.from_stat(rel, after).with_xattrs(read_xattrs(fd_in) if wanted.xattrs else None)
-        notes = apply_metadata(fd_out, src, wanted)
+        xattrs = read_xattrs(fd_in) if wanted.xattrs else None
+        notes = set_metadata(
+            fd_out, False, stat.S_IMODE(after.st_mode), after.st_atime_ns, after.st_mtime_ns,
+            xattrs, wanted,
+        )  # fmt: skip
+        os.replace(tmp, dst_path)
+        placed = Entry.from_stat(rel, os.fstat(fd_out))  # after the rename: its ctime
         os.close(fd_out)
         fd_out = -1
-        os.replace(tmp, dst_path)
     except BaseException:
         if fd_out >= 0:
             os.close(fd_out)
-        _unlink_quietly(tmp)
+            _unlink_quietly(tmp)
         raise
     finally:
         os.close(fd_in)
-    return Placed(Entry.from_stat(rel, os.lstat(dst_path)), h.hexdigest(), copied, notes)
+    return Placed(placed, h.hexdigest(), copied, notes)
+
+
+def _copy_stream(fd_in: int, fd_out: int) -> tuple[Any, int]:
+    """Copy a large file through one reusable buffer, hashing it: (hash, bytes copied)."""
+    h = hashlib.sha256()
+    buf = bytearray(BUFFER_SIZE)
+    view = memoryview(buf)
+    copied = 0
+    with open(fd_in, "rb", buffering=0, closefd=False) as reader:
+        while n := reader.readinto(buf):
+            interrupt.check()
+            chunk = view[:n]
+            h.update(chunk)
+            _write_all(fd_out, chunk)
+            copied += n
+    return h, copied
 
 
 class LocalReader:
@@ -210,13 +239,7 @@ def copy_from_reader(reader: Any, dst_path: bytes, rel: bytes, wanted: Wanted) -
     fd_out = -1
     try:
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-
-        def write(chunk: bytes) -> None:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd_out, view) :]
-
-        sha, copied, src = stream_copy(reader, write)
+        sha, copied, src = stream_copy(reader, lambda chunk: _write_all(fd_out, chunk))
         notes = apply_metadata(fd_out, src, wanted)
         os.close(fd_out)
         fd_out = -1
@@ -267,14 +290,30 @@ def apply_metadata(
     target: bytes | int, src: Entry, wanted: Wanted, *, dst_xattrs: dict[str, bytes] | None = None
 ) -> list[str]:
     """Give ``target`` (a path, not followed, or an open file) the owner, mode, xattrs
-    (ACLs included) and times of ``src``. Returns what could not be preserved.
+    (ACLs included) and times of ``src``. Returns what could not be preserved."""
+    return set_metadata(
+        target, src.kind == SYMLINK, src.mode, src.atime_ns, src.mtime_ns, src.xattrs, wanted,
+        dst_xattrs,
+    )  # fmt: skip
+
+
+def set_metadata(
+    target: bytes | int,
+    is_link: bool,
+    mode: int,
+    atime_ns: int,
+    mtime_ns: int,
+    xattrs: dict[str, bytes] | None,
+    wanted: Wanted,
+    dst_xattrs: dict[str, bytes] | None = None,
+) -> list[str]:
+    """:func:`apply_metadata` from the values themselves (no :class:`Entry` per file).
 
     Order matters: chown clears set-uid bits, so mode comes after it; user xattrs
     need write permission, so they come before a read-only mode; setting an ACL
     rewrites group mode bits, so ACLs come after mode; times come last.
     """
     notes: list[str] = []
-    is_link = src.kind == SYMLINK
     follow = isinstance(target, int)
     if wanted.uid is not None or wanted.gid is not None:
         try:
@@ -286,14 +325,15 @@ def apply_metadata(
             )
         except PermissionError:
             notes.append("owner: refused by the target")
-    xattrs = wanted.xattrs and not is_link and src.xattrs is not None
-    if xattrs:
-        notes += _set_xattrs(target, src.xattrs or {}, dst_xattrs, follow, acl=False)
+    # Nothing to set or clear when neither side has any (the common case).
+    values = xattrs if wanted.xattrs and not is_link and (xattrs or dst_xattrs) else None
+    if values is not None:
+        notes += _set_xattrs(target, values, dst_xattrs, follow, acl=False)
     if not is_link:
-        os.chmod(target, src.mode)
-    if xattrs:
-        notes += _set_xattrs(target, src.xattrs or {}, dst_xattrs, follow, acl=True)
-    os.utime(target, ns=(src.atime_ns or src.mtime_ns, src.mtime_ns), follow_symlinks=follow)
+        os.chmod(target, mode)
+    if values is not None:
+        notes += _set_xattrs(target, values, dst_xattrs, follow, acl=True)
+    os.utime(target, ns=(atime_ns or mtime_ns, mtime_ns), follow_symlinks=follow)
     return notes
 
 
@@ -354,8 +394,8 @@ class LocalTree:
 
     # ------------------------------------------------------------ reading
 
-    def walk(self) -> Iterator[WalkItem]:
-        return walk(self.root)
+    def walk(self, *, batches: bool = False) -> Iterator[WalkItem | Batch]:
+        return walk(self.root, batches=batches)
 
     def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
         """The entry at ``rel`` (links not followed), with its xattrs if asked; None if absent."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import threading
 import time
 from collections import Counter
@@ -39,7 +40,8 @@ from rehost.files.owners import OwnerMap
 from rehost.files.plan import Action, Op, Wanted, decide, decide_link, is_temp_name
 from rehost.files.plan import metadata_differences as _meta_diffs
 from rehost.files.remote import open_tree
-from rehost.files.walk import Listing, WalkError, describe, walk
+from rehost.files.walk import Batch, Listing, WalkError, describe, walk
+from rehost.files.workers import ProcessCopies, copy_error, worker_count
 
 WINDOW_PER_JOB = 8  # files queued per worker: enough to keep them busy, bounded
 
@@ -252,6 +254,14 @@ class _Transfer:
         self.placed_ino: dict[bytes, int] = {}  # first rel of a hard-link group → target ino
         self.later_links: list[Entry] = []
         self._wanted: dict[tuple[int, int], tuple[Wanted, list[str]]] = {}
+        # Local → local without --checksum: the walk's stat results are compared in bulk.
+        self.quick = (
+            isinstance(self.source, local.LocalTree)
+            and isinstance(self.target, local.LocalTree)
+            and not options.checksum
+        )
+        self._target_listing: tuple[bytes, frozenset[bytes]] | None = None
+        self.absent: set[bytes] = set()  # files known to be missing on the target
 
     # ----------------------------------------------------------- decisions
 
@@ -261,12 +271,67 @@ class _Transfer:
             # Owners are compared and set only between local trees (by name or number).
             xattrs = self.opt.xattrs and self.caps.xattrs and self.src_caps.xattrs
             return Wanted(xattrs=xattrs)
-        key = (src.uid, src.gid)
-        found = self._wanted.get(key)
+        wanted, why = self._owner(src.uid, src.gid)
+        notes += why
+        return wanted
+
+    def _owner(self, uid: int, gid: int) -> tuple[Wanted, list[str]]:
+        found = self._wanted.get((uid, gid))
         if found is None:  # a tree has few owners: map each pair once
-            found = self._wanted[key] = self.opt.owners.wanted(*key, xattrs=self.opt.xattrs)
-        notes += found[1]
-        return found[0]
+            found = self._wanted[(uid, gid)] = self.opt.owners.wanted(
+                uid, gid, xattrs=self.opt.xattrs
+            )
+        return found
+
+    def quick_check(self, batch: Batch) -> None:
+        """Settle a batch of source files from stat results alone (local → local).
+
+        A regular file (one name only) whose target has the same type, mode, size,
+        mtime and wanted owner, and where neither side has xattrs, is unchanged:
+        it is counted and put in ``batch.skip``, so no entry is made for it. A file
+        missing from the target's listing goes in ``absent`` (no second lookup).
+        Anything else takes the full path, entry by entry.
+        """
+        if batch.rel in self.pruned:
+            return
+        listed = self._target_listing
+        names = listed[1] if listed is not None and listed[0] == batch.rel else None
+        src_dir = self.source.path(batch.rel) + b"/"
+        dst_dir = self.target.path(batch.rel) + b"/"
+        lstat, listxattr, xattrs = os.lstat, os.listxattr, self.opt.xattrs
+        unchanged = nbytes = 0
+        for name, st in batch.stats:
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+                continue
+            if names is not None and name not in names:
+                self.absent.add(batch.rel + b"/" + name if batch.rel else name)
+                continue
+            try:
+                d = lstat(dst_dir + name)
+                if (d.st_mode, d.st_size, d.st_mtime_ns) != (
+                    st.st_mode,
+                    st.st_size,
+                    st.st_mtime_ns,
+                ):
+                    continue
+                wanted, why = self._owner(st.st_uid, st.st_gid)
+                if why or (wanted.uid is not None and wanted.uid != d.st_uid):
+                    continue
+                if wanted.gid is not None and wanted.gid != d.st_gid:
+                    continue
+                if xattrs and (
+                    listxattr(src_dir + name, follow_symlinks=False)
+                    or listxattr(dst_dir + name, follow_symlinks=False)
+                ):
+                    continue
+            except OSError:
+                continue  # the full path reports it
+            batch.skip.add(name)
+            unchanged += 1
+            nbytes += st.st_size
+        if unchanged:
+            self.report.counts["unchanged"] += unchanged
+            self.progress.update(unchanged, nbytes)
 
     # ------------------------------------------------------------ per file
 
@@ -286,7 +351,10 @@ class _Transfer:
                 out.action = Action(Op.SKIP, f"symbolic link: {self.caps.name} holds no links")
                 return out, None, wanted
             src = out.src = fit(src, self.caps)
-            dst = self.target.entry(src.rel, xattrs=self.opt.xattrs)
+            if src.rel in self.absent:
+                self.absent.discard(src.rel)
+            else:
+                dst = self.target.entry(src.rel, xattrs=self.opt.xattrs)
             if dst is not None and self.opt.xattrs:  # else read from the open file as it is copied
                 src = out.src = self.source.with_xattrs(src)
             content_equal = None
@@ -317,10 +385,8 @@ class _Transfer:
             return out
         try:
             self._execute(out, dst, wanted)
-        except local.FileChanged as exc:
-            out.error = f"{exc} (tried twice); run again when it is quiet"
-        except OSError as exc:
-            out.error = describe(exc)
+        except (local.FileChanged, OSError) as exc:
+            out.error = copy_error(exc)
         return out
 
     def _execute(self, out: _Outcome, dst: Entry | None, wanted: Wanted) -> None:
@@ -362,7 +428,12 @@ class _Transfer:
         jobs = max(1, self.opt.jobs)
         done: queue.SimpleQueue[Future[_Outcome]] = queue.SimpleQueue()
         window = threading.BoundedSemaphore(jobs * WINDOW_PER_JOB)
-        pool = ThreadPoolExecutor(jobs, thread_name_prefix="rehost-copy") if jobs > 1 else None
+        procs = None
+        if self.quick and jobs > 1 and not self.opt.preview:  # local → local: processes
+            procs = ProcessCopies(self.source.root, self.target.root, worker_count(jobs))
+        pool = None
+        if jobs > 1 and (procs is None or self.opt.checksum):
+            pool = ThreadPoolExecutor(jobs, thread_name_prefix="rehost-copy")
 
         def drain(block: bool, stopping: bool = False) -> None:
             while True:
@@ -381,8 +452,12 @@ class _Transfer:
 
         stopping = False
         try:
-            for item in self.source.walk():
+            items = self.source.walk(batches=True) if self.quick else self.source.walk()
+            for item in items:
                 interrupt.check()
+                if isinstance(item, Batch):
+                    self.quick_check(item)
+                    continue
                 if isinstance(item, WalkError):
                     self._error(item.rel, item.message)
                     if item.rel == b"":
@@ -409,11 +484,11 @@ class _Transfer:
                         self.later_links.append(entry)
                         continue
                     self.first_link[key] = entry.rel
-                if pool is None:
+                if pool is None and procs is None:
                     record = self.manifest.get(entry.rel) if self.opt.checksum else None
                     self._record(self.process(entry, record))
                     continue
-                if self.opt.checksum:  # hashing is the heavy part: plan on a worker
+                if self.opt.checksum and pool is not None:  # hashing is heavy: plan on a worker
                     record = self.manifest.get(entry.rel)
                     window.acquire()
                     pool.submit(self.process, entry, record).add_done_callback(finished)
@@ -421,17 +496,34 @@ class _Transfer:
                     out, dst, wanted = self.plan(entry, None)
                     if out.action is None or out.action.op != Op.COPY or self.opt.preview:
                         self._record(self.execute(out, dst, wanted))
-                    else:
+                    elif procs is not None and out.src.kind == FILE:
+                        procs.add(out, out.src.rel, out.src.size, wanted)
+                        procs.drain(self._record_copy)
+                        continue
+                    elif pool is not None:
                         window.acquire()
                         pool.submit(self.execute, out, dst, wanted).add_done_callback(finished)
+                    else:
+                        self._record(self.execute(out, dst, wanted))
                 drain(block=False)
         except BaseException:
             stopping = True
             raise
         finally:
+            if procs is not None:  # on a stop: queued batches cancelled, those in flight end
+                procs.close(self._record_copy, stopping=stopping)
             if pool is not None:  # on a stop: queued copies cancelled, those in flight end
                 pool.shutdown(wait=True, cancel_futures=stopping)
                 drain(block=False, stopping=stopping)
+
+    def _record_copy(self, out: _Outcome, result: local.Placed | str) -> None:
+        """Record a copy a worker process made (what ``_execute`` does for a file)."""
+        if isinstance(result, str):
+            out.error = result
+        else:
+            out.placed, out.sha256 = result, result.sha256
+            out.notes += result.not_preserved
+        self._record(out)
 
     def _record(self, out: _Outcome) -> None:
         """Count an outcome, keep its hash, report it (main thread only)."""
@@ -512,11 +604,14 @@ class _Transfer:
 
     def _compare_listing(self, listing: Listing) -> None:
         """Find what is only on the target in this directory; clear our own temp files."""
+        self._target_listing = None
         try:
             names = self.target.names(listing.rel)
         except OSError as exc:
             self._error(listing.rel, f"cannot list target directory: {describe(exc)}")
             return
+        if self.quick:  # for quick_check: what is not in it needs no lookup
+            self._target_listing = (listing.rel, frozenset(name for name, _ in names or ()))
         if names is None:
             return
         for name, is_dir in names:
