@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from rehost.clone.io import stream
@@ -245,6 +246,20 @@ _PG_SETTINGS = (
     "SET bytea_output = 'hex'",
     "SET TIME ZONE 'UTC'",
 )
+# Types whose hash function tells exactly the values apart that differ (so not
+# floats: -0 = 0; not numeric: 1.0 = 1.00; not intervals: 1 day = 24 hours; not
+# enums: hashed by OID, which differs per database), hashed as they are; any
+# other column is hashed in its text form.
+_HASHED_AS_IS = (
+    sa.Integer,
+    sa.Boolean,
+    sa.Date,
+    sa.DateTime,
+    sa.Time,
+    sa.LargeBinary,
+    sa.Uuid,
+    postgresql.JSONB,
+)
 
 Sums = dict[int, tuple[int, str]]  # bucket → (rows, checksum)
 
@@ -257,54 +272,85 @@ def _int_key(tp: TablePlan) -> str | None:
     return col.name if isinstance(col.src.type, sa.Integer) else None
 
 
-def _pg_sums(conn: Connection, tp: TablePlan, bucket: str) -> Sums:
+def row_hash(conn: Connection, tp: TablePlan) -> str:
+    """SQL for a 64-bit hash of a row, the same on two servers for the same content.
+
+    PostgreSQL 14 on: ``hash_record_extended`` over the columns (text ones in
+    the "C" collation, types without an exact hash as text), through
+    ``hashint8extended`` — record hashes combine columns linearly, so a plain
+    sum of them would not see two rows swap a value. Before 14: the hash of the
+    row's text form.
+    """
     q = conn.dialect.identifier_preparer.quote_identifier
-    row = "ROW(" + ", ".join(q(c) for c in tp.column_names) + ")::text"
-    sql = (
-        f"SELECT {bucket}, count(*), coalesce(sum(hashtextextended({row}, 0)), 0)::text "
-        f"FROM {q(tp.name)} GROUP BY 1"
-    )
+    if (conn.dialect.server_version_info or (0,)) < (14,):
+        row = ", ".join(q(c) for c in tp.column_names)
+        return f"hashtextextended(ROW({row})::text, 0)"
+    parts = []
+    for c in tp.columns:
+        t = c.src.type
+        if isinstance(t, sa.Enum | postgresql.DOMAIN | postgresql.CITEXT):
+            parts.append(f"{q(c.name)}::text")
+        elif isinstance(t, sa.String) and not isinstance(t, sa.JSON):
+            parts.append(f'{q(c.name)} COLLATE "C"')
+        elif isinstance(t, _HASHED_AS_IS) and not isinstance(t, sa.ARRAY):
+            parts.append(q(c.name))
+        else:
+            parts.append(f"{q(c.name)}::text")
+    return f"hashint8extended(hash_record_extended(ROW({', '.join(parts)}), 0), 0)"
+
+
+def _pg_sums(conn: Connection, tp: TablePlan, bucket: str | None) -> Sums:
+    q = conn.dialect.identifier_preparer.quote_identifier
+    sums = f"count(*), coalesce(sum({row_hash(conn, tp)}), 0)::text"
+    if bucket is None:
+        sql = f"SELECT 0, {sums} FROM {q(tp.name)}"
+    else:
+        sql = f"SELECT {bucket}, {sums} FROM {q(tp.name)} GROUP BY 1"
     return {int(b): (int(n), str(s)) for b, n, s in conn.exec_driver_sql(sql)}
 
 
-def _in_database(src: Connection, tgt: Connection, tp: TablePlan) -> TableCheck | None:
-    """Same-engine PostgreSQL: compare per-range sums of row hashes; stream only what differs.
+def _both(src: Connection, tgt: Connection, tp: TablePlan, bucket: str | None) -> tuple[Sums, Sums]:
+    """The sums on both servers at once (each side is one scan)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rehost-verify") as pool:
+        right = pool.submit(_pg_sums, tgt, tp, bucket)
+        left = _pg_sums(src, tp, bucket)
+        return left, right.result()
 
-    None when the servers cannot compute them (the caller streams the table).
+
+def _in_database(src: Connection, tgt: Connection, tp: TablePlan) -> TableCheck | None:
+    """Same-engine PostgreSQL: compare sums of row hashes; stream only the ranges that differ.
+
+    First one sum per table; if they differ and the key is a single integer
+    column, sums per key range, and the ranges that differ are streamed. None
+    when the servers cannot tell (the caller streams the whole table).
     """
     if any((c.dialect.server_version_info or (0,)) < (11,) for c in (src, tgt)):
         return None  # no hashtextextended()
-    q = src.dialect.identifier_preparer.quote_identifier
-    key = _int_key(tp)
-    bucket, lo, width = "0", 0, 1
-    if key is not None:
-        lo_hi = src.exec_driver_sql(f"SELECT min({q(key)}), max({q(key)}) FROM {q(tp.name)}").one()
-        if lo_hi[0] is not None and -_SAFE < lo_hi[0] <= lo_hi[1] < _SAFE:
-            lo, hi = int(lo_hi[0]), int(lo_hi[1])
-            width = max(1, -(-(hi - lo + 1) // BUCKETS))
-            bucket = f"({q(key)}::bigint - {lo}) / {width}"
-        else:
-            key = None
     try:
         for conn in (src, tgt):
             for sql in _PG_SETTINGS:
                 conn.exec_driver_sql(sql)
-        # Both servers at once: each side is one scan.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rehost-verify") as pool:
-            right = pool.submit(_pg_sums, tgt, tp, bucket)
-            left = _pg_sums(src, tp, bucket)
-            right_sums = right.result()
+        left, right = _both(src, tgt, tp, None)
+        if left == right:
+            n, total = left.get(0, (0, "0"))
+            return TableCheck(tp.name, n, n, total, total, method="database")
+        key = _int_key(tp)
+        q = src.dialect.identifier_preparer.quote_identifier
+        if key is None:
+            return None  # one range: the whole table is streamed
+        lo_hi = src.exec_driver_sql(f"SELECT min({q(key)}), max({q(key)}) FROM {q(tp.name)}").one()
+        if lo_hi[0] is None or not -_SAFE < lo_hi[0] <= lo_hi[1] < _SAFE:
+            return None
+        lo, hi = int(lo_hi[0]), int(lo_hi[1])
+        width = max(1, -(-(hi - lo + 1) // BUCKETS))
+        left, right = _both(src, tgt, tp, f"({q(key)}::bigint - {lo}) / {width}")
     except sa.exc.DBAPIError:
         # e.g. a corrupted target key outside bigint arithmetic: stream instead. The
-        # source only ran the same query on keys within its own bounds.
+        # source only ran the same queries on keys within its own bounds.
         tgt.rollback()
         return None
-    differ = sorted(b for b in left.keys() | right_sums.keys() if left.get(b) != right_sums.get(b))
-    if differ and key is None:
-        return None  # one range: the whole table is streamed
     first: str | None = None
-    for b in differ:
-        assert key is not None
+    for b in sorted(b for b in left.keys() | right.keys() if left.get(b) != right.get(b)):
         if b > 0:
             where = f"{q(key)} >= {lo + b * width} AND {q(key)} < {lo + (b + 1) * width}"
         elif b == 0:  # integer division truncates toward zero: 0 spans both sides of lo
@@ -313,16 +359,16 @@ def _in_database(src: Connection, tgt: Connection, tp: TablePlan) -> TableCheck 
             where = f"{q(key)} > {lo + (b - 1) * width} AND {q(key)} <= {lo + b * width}"
         part = _streamed(src, tgt, tp, "postgresql", "postgresql", where)
         if part.ok:  # the same rows after all: this range's exact checksum, on both sides
-            left[b] = right_sums[b] = (part.source_rows, part.source_sum)
+            left[b] = right[b] = (part.source_rows, part.source_sum)
         elif part.first_diff:
             first = part.first_diff
             break
     return TableCheck(
         tp.name,
         sum(n for n, _ in left.values()),
-        sum(n for n, _ in right_sums.values()),
+        sum(n for n, _ in right.values()),
         _digest(left),
-        _digest(right_sums),
+        _digest(right),
         first,
         method="database",
     )
