@@ -142,7 +142,7 @@ def check_cmd(
     """Check the whole plan: every endpoint, database and share; exit 1 on errors.
 
     Findings are grouped by severity, each with a stable code (RH1xx
-    connectivity, RH2xx data and keys, RH3xx types, RH4xx secrets, RH5xx files
+    connectivity and privileges, RH2xx data and keys, RH3xx types, RH4xx secrets, RH5xx files
     and space, RH6xx the plan). An error can be accepted, with a reason, and is
     then recorded in the migration and no longer stops 'rehost run'.
 

@@ -66,8 +66,95 @@ def _check_database(m: Migration, move: DatabaseMove) -> tuple[list[PlanFinding]
     if move.method == "clone":
         from rehost.migration.steps import source_rows
 
+        if tgt_url is not None:
+            out += _privileges(move, tgt_url, [])
         return out + _check_clone(move, src_url, tgt_url), source_rows(src_url, move.exclude)
     return _check_bundle(m, move, src_url, tgt_url, out)
+
+
+_PG_CAN_CREATE = (
+    "SELECT current_user, current_schema(), has_schema_privilege(current_schema(), 'CREATE')"
+)
+_PG_TABLE_PRIVILEGES = """
+SELECT c.relname, p.name
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE')) AS p (name)
+WHERE c.relkind IN ('r', 'p') AND NOT has_table_privilege(c.oid, p.name)
+ORDER BY c.relname, p.name
+"""
+_PG_SEQUENCE_PRIVILEGES = """
+WITH owned AS MATERIALIZED (
+    SELECT t.relname AS tab, s.oid AS seq, s.relname AS name
+    FROM pg_depend d
+    JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+    JOIN pg_class t ON t.oid = d.refobjid
+    JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = current_schema()
+    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.deptype IN ('a', 'i')
+)
+SELECT tab, name FROM owned WHERE NOT has_sequence_privilege(seq, 'USAGE') ORDER BY tab
+"""
+
+
+def _privileges(move: DatabaseMove, tgt_url: str, tables: list[str]) -> list[PlanFinding]:
+    """What the target user may not do that the move needs (PostgreSQL): create tables
+    (a clone; the ledger's table), read and write the tables an import writes, use
+    their ID sequences."""
+    from rehost.db.connect import open_engine
+    from rehost.importer import LEDGER
+
+    engine = open_engine(tgt_url, must_exist=False)
+    try:
+        if engine.dialect.name != "postgresql":
+            return []
+        with engine.connect() as conn:
+            user, schema, can_create = conn.exec_driver_sql(_PG_CAN_CREATE).one()
+            lacking: dict[str, list[str]] = {}
+            for table, privilege in conn.exec_driver_sql(_PG_TABLE_PRIVILEGES):
+                lacking.setdefault(table, []).append(privilege)
+            sequences = dict(conn.exec_driver_sql(_PG_SEQUENCE_PRIVILEGES).fetchall())
+            has_ledger = (
+                LEDGER in lacking
+                or conn.exec_driver_sql("SELECT to_regclass(%s) IS NOT NULL", (LEDGER,)).scalar()
+            )
+    except RehostError:
+        return []  # unreachable: RH102 says so
+    finally:
+        engine.dispose()
+    out: list[PlanFinding] = []
+    needs_create = move.method == "clone" or (move.ledger and not has_ledger)
+    if needs_create and not can_create:
+        why = "to clone into" if move.method == "clone" else f"for the ledger table {LEDGER}"
+        out.append(
+            finding(
+                "RH105",
+                move.to,
+                f"{user} may not create tables in schema {schema} ({why}).",
+                f"GRANT CREATE ON SCHEMA {schema} TO {user};"
+                + ("" if move.method == "clone" else " or set ledger: false for this move."),
+            )
+        )
+    wanted = [*tables, *([LEDGER] if move.ledger and has_ledger else [])]
+    by_privileges: dict[str, list[str]] = {}
+    for t in sorted(wanted):
+        if t in lacking:
+            by_privileges.setdefault(", ".join(lacking[t]), []).append(t)
+    problems = [f"{p} on {', '.join(ts)}" for p, ts in by_privileges.items()]
+    seq_of = sorted(t for t in tables if t in sequences)
+    if seq_of:
+        problems.append(f"USAGE on the ID sequences of {', '.join(seq_of)}")
+    if problems:
+        out.append(
+            finding(
+                "RH105",
+                move.to,
+                f"{user} lacks privileges the import needs: {'; '.join(problems)}.",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO "
+                f"{user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {user};",
+            )
+        )
+    return out
 
 
 def _check_bundle(
@@ -98,6 +185,7 @@ def _check_bundle(
                 out.append(finding("RH404", move.to, str(exc)))
     if tgt_url is not None:
         out += _check_version(m, move, tgt_url, profile, inv.version)
+        out += _privileges(move, tgt_url, list(inv.model.order))
     return out, sum(inv.rows.values())
 
 
@@ -148,6 +236,9 @@ def _check_version(
             target = detect(conn, profile, set(sa.inspect(conn).get_table_names()))  # type: ignore[arg-type]
     except RehostError as exc:
         return [finding("RH102", move.to, str(exc))]
+    except sa.exc.DBAPIError as exc:  # e.g. no SELECT on the version table: RH105 too
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return [finding("RH102", move.to, f"Cannot read the target's version: {reason}.")]
     finally:
         engine.dispose()
     sv = getattr(source, "value", None)

@@ -1,6 +1,6 @@
 """Validation codes: stable names for what a plan check can find.
 
-RH1xx connectivity and versions, RH2xx data and keys, RH3xx types (clone),
+RH1xx connectivity, versions, privileges, RH2xx data and keys, RH3xx types (clone),
 RH4xx secrets, RH5xx files and space, RH6xx the plan itself and estimates.
 Findings of the library's own checks (inspect, clone planning) keep their
 severity and message and get a code here; ``origin`` keeps their own name.
@@ -26,6 +26,12 @@ _TABLE = [
     Code("RH102", "target unreachable", "error", "Check the target URL, credentials and server."),
     Code("RH103", "version mismatch", "error", "Bring source and target to the same version."),
     Code("RH104", "no version found", "info", "Set 'version:' in the profile."),
+    Code(
+        "RH105",
+        "target privileges missing",
+        "error",
+        "GRANT the target user what the move needs (the message names it).",
+    ),
     Code("RH201", "duplicate natural key", "error", "Choose key columns that are unique."),
     Code("RH202", "no natural key", "error", "Name a key for the table in the profile."),
     Code("RH203", "nullable natural key", "warning", "Make the key columns NOT NULL."),
