@@ -151,6 +151,9 @@ _COUNT_FOR = {
 }
 
 
+_NEW = Action(Op.COPY, "new")
+
+
 @dataclass
 class _Outcome:
     src: Entry
@@ -262,6 +265,7 @@ class _Transfer:
         )
         self._target_listing: tuple[bytes, frozenset[bytes]] | None = None
         self.absent: set[bytes] = set()  # files known to be missing on the target
+        self.procs: ProcessCopies | None = None
 
     # ----------------------------------------------------------- decisions
 
@@ -286,10 +290,12 @@ class _Transfer:
     def quick_check(self, batch: Batch) -> None:
         """Settle a batch of source files from stat results alone (local → local).
 
-        A regular file (one name only) whose target has the same type, mode, size,
+        A regular file (one name only) missing from the target's listing is new: with
+        worker processes it goes straight to them (recorded by ``_record_copy``).
+        One whose target has the same type, mode, size,
         mtime and wanted owner, and where neither side has xattrs, is unchanged:
-        it is counted and put in ``batch.skip``, so no entry is made for it. A file
-        missing from the target's listing goes in ``absent`` (no second lookup).
+        it is counted and put in ``batch.skip``, so no entry is made for it. Without
+        workers, a new file goes in ``absent`` (no second lookup).
         Anything else takes the full path, entry by entry.
         """
         if batch.rel in self.pruned:
@@ -304,7 +310,14 @@ class _Transfer:
             if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
                 continue
             if names is not None and name not in names:
-                self.absent.add(batch.rel + b"/" + name if batch.rel else name)
+                rel = batch.rel + b"/" + name if batch.rel else name
+                if self.procs is None:
+                    self.absent.add(rel)
+                    continue
+                # New on the target: straight to the workers, no entry, no plan.
+                wanted, why = self._owner(st.st_uid, st.st_gid)
+                self.procs.add((rel, st.st_size, why), rel, st.st_size, wanted)
+                batch.skip.add(name)
                 continue
             try:
                 d = lstat(dst_dir + name)
@@ -431,6 +444,7 @@ class _Transfer:
         procs = None
         if self.quick and jobs > 1 and not self.opt.preview:  # local → local: processes
             procs = ProcessCopies(self.source.root, self.target.root, worker_count(jobs))
+        self.procs = procs
         pool = None
         if jobs > 1 and (procs is None or self.opt.checksum):
             pool = ThreadPoolExecutor(jobs, thread_name_prefix="rehost-copy")
@@ -516,8 +530,13 @@ class _Transfer:
                 pool.shutdown(wait=True, cancel_futures=stopping)
                 drain(block=False, stopping=stopping)
 
-    def _record_copy(self, out: _Outcome, result: local.Placed | str) -> None:
+    def _record_copy(
+        self, out: _Outcome | tuple[bytes, int, list[str]], result: local.Placed | str
+    ) -> None:
         """Record a copy a worker process made (what ``_execute`` does for a file)."""
+        if isinstance(out, tuple):  # sent by quick_check: a new file, nothing planned
+            self._record_new(*out, result)
+            return
         if isinstance(result, str):
             out.error = result
         else:
@@ -548,6 +567,23 @@ class _Transfer:
             sha = out.sha256
             if sha and not self.opt.preview:
                 self.manifest.put(out.placed.entry, sha)
+
+    def _record_new(
+        self, rel: bytes, size: int, notes: list[str], result: local.Placed | str
+    ) -> None:
+        """``_record`` for a new file copied without an outcome (see quick_check)."""
+        self.progress.update(1, size)
+        for note in notes:
+            self.report.not_preserved[note] += 1
+        if isinstance(result, str):
+            self._error(rel, result)
+            return
+        for note in result.not_preserved:
+            self.report.not_preserved[note] += 1
+        self._count(_NEW, rel)
+        self.report.bytes_copied += result.size
+        if result.sha256:
+            self.manifest.put(result.entry, result.sha256)
 
     def _count(self, action: Action, rel: bytes) -> None:
         if action.op == Op.SKIP:

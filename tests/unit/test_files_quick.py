@@ -1,0 +1,61 @@
+"""The bulk quick check of a local re-run and the worker processes of a first copy:
+every change the per-entry planner would see is still seen."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rehost.files import walk as walk_mod
+from rehost.files.transfer import TransferOptions, transfer
+from rehost.files.verify import verify
+
+
+def _xattrs_supported(path: Path) -> bool:
+    try:
+        os.setxattr(path, "user.rehost-probe", b"1")
+        os.removexattr(path, "user.rehost-probe")
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_rerun_sees_each_change(tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(walk_mod, "BATCH", 7)  # several batches per directory
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "d").mkdir(parents=True)
+    for i in range(30):
+        (src / "d" / f"f{i:02d}").write_bytes(b"x" * i)
+    (src / "top.txt").write_text("top\n")
+    os.link(src / "d" / "f05", src / "d" / "hard")
+    opts = TransferOptions(jobs=jobs, state_dir=tmp_path / "state")
+    first = transfer(str(src), str(dst), opts)
+    assert first.ok and first.counts["copied"] == 31 and first.counts["linked"] == 1
+    assert os.stat(dst / "d" / "hard").st_ino == os.stat(dst / "d" / "f05").st_ino
+    again = transfer(str(src), str(dst), opts)
+    assert again.ok and again.counts["unchanged"] == 34 and again.counts["copied"] == 0
+
+    os.chmod(src / "d" / "f01", 0o600)  # mode
+    st = os.stat(src / "d" / "f02")
+    os.utime(src / "d" / "f02", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # newer source
+    (dst / "d" / "f03").unlink()  # gone from the target
+    (dst / "d" / "f04").write_bytes(b"y" * 5)  # target rewritten, newer: kept
+    os.utime(dst / "d" / "f04", ns=(0, st.st_mtime_ns + 10**10))
+    changes = 4
+    if _xattrs_supported(src):
+        os.setxattr(dst / "d" / "f06", "user.note", b"on the target only")
+        os.setxattr(src / "d" / "f07", "user.note", b"on the source")
+        changes += 2
+    rep = transfer(str(src), str(dst), opts)
+    assert rep.ok, rep.errors
+    assert rep.counts["copied"] == 2  # f02 (newer), f03 (missing)
+    assert rep.counts["metadata updated"] == changes - 3  # f01 mode, xattrs
+    assert rep.skipped == {"target newer": 1}  # f04
+    assert rep.counts["unchanged"] == 34 - changes
+    assert (dst / "d" / "f04").read_bytes() == b"y" * 5
+    os.unlink(dst / "d" / "f04")
+    assert transfer(str(src), str(dst), opts).counts["copied"] == 1
+    assert verify(str(src), str(dst), content=True, state_dir=tmp_path / "state").ok
