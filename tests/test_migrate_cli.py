@@ -509,3 +509,60 @@ def test_validate_without_source_checks_the_plan(demo, monkeypatch):
     source = f"sqlite:///{demo.parent / 'source.db'}"
     assert rehost_cli("validate", source, "--accept", "RH103", "--reason", "x").exit_code == 2
     assert "plan" not in json.loads(ok("validate", source, "--json"))
+
+
+def test_a_later_import_stops_on_records_changed_in_the_target(demo):
+    plan = str(demo)
+    assert js("run", "--plan", plan)["status"] == "incomplete"
+    conn = sqlite3.connect(demo.parent / "target.db")
+    assert conn.execute("SELECT COUNT(*) FROM rehost_ledger").fetchone()[0] > 0
+    conn.execute("UPDATE environments SET sort_order = 42 WHERE name = 'Staging'")
+    conn.commit()
+    conn.close()
+    dry = js("run", "--dry-run", "--phase", "import", "--plan", plan)["steps"][0]
+    assert dry["detail"]["changed_in_target"] == "1"
+    stopped = rehost_cli("run", "--phase", "import", "--rerun", "--plan", plan)
+    assert stopped.exit_code == 1
+    assert "1 record(s) rehost wrote earlier were changed in the target since" in stopped.output
+    assert "environments 'Staging'" in stopped.output
+    assert statuses(demo)["import"] == "failed"
+    assert _sort_order(demo.parent / "target.db", "Staging") == 42
+    assert js("run", "--plan", plan, "--force")["status"] == "incomplete"
+    assert _sort_order(demo.parent / "target.db", "Staging") != 42
+    assert attempts(demo)["import:old.app>new.app"] == 3
+    assert "forced" in [e["kind"] for e in js("log", "--plan", plan)]
+
+
+def _sort_order(db: Path, name: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(
+            "SELECT sort_order FROM environments WHERE name = ?", (name,)
+        ).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_kill_9_in_inventory_validate_and_verify_then_resume(demo):
+    """The phases the test above does not kill mid-step, killed at a step's start or end
+    (REHOST_TEST_KILL), each run resuming the one before."""
+    for point in (
+        "before:inventory:db:old.app",
+        "after:validate",
+        "before:verify:share:old.uploads>new.uploads",
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rehost", "run", "--plan", str(demo)],
+            capture_output=True,
+            env={**os.environ, **ENV, "REHOST_TEST_KILL": point},
+            timeout=120,
+        )
+        assert proc.returncode == -9, (point, proc.stderr)
+        step = point.split(":", 1)[1]
+        st = js("status", "--plan", str(demo))
+        assert {s["id"]: s["status"] for p in st["phases"] for s in p["steps"]}[step] == "running"
+    assert js("run", "--plan", str(demo))["status"] == "incomplete"
+    n = attempts(demo)
+    assert n["inventory:db:old.app"] == n["validate"] == 2
+    assert n["verify:share:old.uploads>new.uploads"] == 2
+    assert n["import:old.app>new.app"] == n["verify:db:old.app>new.app"] == 1
