@@ -295,8 +295,7 @@ def test_postgres_to_postgres_verifies_in_the_database_and_still_names_the_key(m
         "UPDATE vals SET f = 0.30000000000000004 WHERE id = 1",  # the last digit only
         "DELETE FROM parent WHERE id = 7",
         # Two rows swap a value: the same multiset of values per column.
-        "UPDATE child SET label = CASE pos + parent_id WHEN 1 THEN '🙂' ELSE 'a' END"
-        " WHERE pos = 0",
+        "UPDATE child SET label = CASE pos + parent_id WHEN 1 THEN '🙂' ELSE 'a' END WHERE pos = 0",
         "UPDATE log SET n = 2 WHERE n = 1 AND ctid = (SELECT min(ctid) FROM log WHERE n = 1)",
     )
 

@@ -31,7 +31,7 @@ from rehost.clone.plan import ClonePlan, TablePlan, plan_clone
 from rehost.clone.reflect import reflect_tables
 from rehost.clone.types import parse_overrides
 from rehost.clone.values import ZeroDates, converter, source_fix
-from rehost.clone.verify import TableCheck, verify_table
+from rehost.clone.verify import Sums, TableCheck, in_database, source_sums, verify_table
 from rehost.db.connect import open_engine, redact
 from rehost.errors import RehostError, UsageError
 from rehost.progress import NoProgress, Progress
@@ -226,10 +226,11 @@ def clone(
                 if not verify_only:
                     kept = existing & set(plan.tables) if resume else set()
                     workers = _Workers(src_engine, tgt_engine, snapshot, jobs)
-                    _load(snap, tconn, plan, result, bar, kept, workers)
+                    known = _load(snap, tconn, plan, result, bar, kept, workers)
                 else:
                     result.tables = [TableResult(n) for n in plan.tables]
-                _verify(snap, tconn, plan, result, bar)
+                    known = {}
+                _verify(snap, tconn, plan, result, bar, known)
         finally:
             snap.rollback()
             snap.close()
@@ -332,8 +333,12 @@ def _load(
     bar: Progress,
     existing: set[str],
     workers: _Workers,
-) -> None:
-    """Create the tables (but those of an interrupted clone, in ``existing``), load, add keys."""
+) -> dict[str, Sums]:
+    """Create the tables (but those of an interrupted clone, in ``existing``), load, add keys.
+
+    Returns the source side of the in-database verification where it was
+    computed meanwhile (table → sums).
+    """
     schema = ddl.build(plan)
     with tconn.begin():
         ddl.create_tables(tconn, schema, plan, skip=existing)
@@ -370,8 +375,18 @@ def _load(
                 f"{n} MySQL zero date(s) such as 0000-00-00 have no equivalent: made NULL",
             )
         )
-    _after_load(tconn, schema, plan, result, bar, done=_key_names(tconn, existing))
+    done = _key_names(tconn, existing)
+    if not in_database(plan.source, plan.target):
+        _after_load(tconn, schema, plan, result, bar, done=done)
+        _sequences(snap, tconn, plan)
+        return {}
+    # PostgreSQL → PostgreSQL: the source's verification sums are computed while the
+    # target builds its keys (the source connection is idle then; sequences first).
     _sequences(snap, tconn, plan)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rehost-sums") as pool:
+        known = pool.submit(source_sums, snap, plan)
+        _after_load(tconn, schema, plan, result, bar, done=done)
+        return known.result()
 
 
 def _copy(
@@ -567,14 +582,19 @@ def _sequences(snap: Connection, tconn: Connection, plan: ClonePlan) -> None:
 
 
 def _verify(
-    snap: Connection, tconn: Connection, plan: ClonePlan, result: CloneResult, bar: Progress
+    snap: Connection,
+    tconn: Connection,
+    plan: ClonePlan,
+    result: CloneResult,
+    bar: Progress,
+    known: dict[str, Sums],
 ) -> None:
     by_name = {t.name: t for t in result.tables}
     for name, tp in plan.tables.items():
         bar.start(f"verify {name}", None)
         t0 = time.perf_counter()
         try:
-            check = verify_table(snap, tconn, tp, plan.source, plan.target)
+            check = verify_table(snap, tconn, tp, plan.source, plan.target, known.get(name))
             tconn.rollback()
         finally:
             bar.finish()

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from rehost.clone.io import stream
-from rehost.clone.plan import ColumnPlan, TablePlan
+from rehost.clone.plan import ClonePlan, ColumnPlan, TablePlan
 from rehost.clone.values import ZeroDates, canonical, converter, source_fix
 
 _NULL = "\x00"
@@ -146,11 +146,19 @@ def _describe(tp: TablePlan, key: tuple[Any, ...]) -> str:
 
 
 def verify_table(
-    src: Connection, tgt: Connection, tp: TablePlan, source: str, target: str
+    src: Connection,
+    tgt: Connection,
+    tp: TablePlan,
+    source: str,
+    target: str,
+    known: Sums | None = None,
 ) -> TableCheck:
-    """Compare one table on both sides; the source is read in the caller's snapshot."""
-    if source == target == "postgresql" and tp.same_types:
-        check = _in_database(src, tgt, tp)
+    """Compare one table on both sides; the source is read in the caller's snapshot.
+
+    ``known``: the source's whole-table sums, from ``source_sums``.
+    """
+    if in_database(source, target) and tp.same_types:
+        check = _in_database(src, tgt, tp, known)
         if check is not None:
             return check
     return _streamed(src, tgt, tp, source, target)
@@ -317,20 +325,46 @@ def _both(src: Connection, tgt: Connection, tp: TablePlan, bucket: str | None) -
         return left, right.result()
 
 
-def _in_database(src: Connection, tgt: Connection, tp: TablePlan) -> TableCheck | None:
+def in_database(source: str, target: str) -> bool:
+    """True when the servers compute the checksums (for tables with identical types)."""
+    return source == target == "postgresql"
+
+
+def _usable(conn: Connection) -> bool:
+    return (conn.dialect.server_version_info or (0,)) >= (11,)  # hashtextextended()
+
+
+def _settings(conn: Connection) -> None:
+    for sql in _PG_SETTINGS:
+        conn.exec_driver_sql(sql)
+
+
+def source_sums(src: Connection, plan: ClonePlan) -> dict[str, Sums]:
+    """The source side of the whole-table sums, ahead of time (say, while keys are built)."""
+    if not in_database(plan.source, plan.target) or not _usable(src):
+        return {}
+    _settings(src)
+    return {name: _pg_sums(src, tp, None) for name, tp in plan.tables.items() if tp.same_types}
+
+
+def _in_database(
+    src: Connection, tgt: Connection, tp: TablePlan, known: Sums | None = None
+) -> TableCheck | None:
     """Same-engine PostgreSQL: compare sums of row hashes; stream only the ranges that differ.
 
     First one sum per table; if they differ and the key is a single integer
     column, sums per key range, and the ranges that differ are streamed. None
     when the servers cannot tell (the caller streams the whole table).
     """
-    if any((c.dialect.server_version_info or (0,)) < (11,) for c in (src, tgt)):
-        return None  # no hashtextextended()
+    if not (_usable(src) and _usable(tgt)):
+        return None
     try:
         for conn in (src, tgt):
-            for sql in _PG_SETTINGS:
-                conn.exec_driver_sql(sql)
-        left, right = _both(src, tgt, tp, None)
+            _settings(conn)
+        if known is not None:
+            left, right = known, _pg_sums(tgt, tp, None)
+        else:
+            left, right = _both(src, tgt, tp, None)
         if left == right:
             n, total = left.get(0, (0, "0"))
             return TableCheck(tp.name, n, n, total, total, method="database")
