@@ -649,3 +649,33 @@ def test_any_name_survives_a_round_trip(names: list[bytes], data: st.DataObject)
         assert verify(os.fsdecode(src), os.fsdecode(dst), content=True).ok
         again = transfer(os.fsdecode(src), os.fsdecode(dst), TransferOptions(jobs=2))
         assert again.counts["copied"] == 0
+
+
+def test_case_only_names_on_a_case_insensitive_target(tmp_path: Path) -> None:
+    # No case-insensitive file system here: the option stands in for the probe.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "Docs").mkdir(parents=True)
+    (src / "docs").mkdir()
+    (src / "Docs" / "a.txt").write_text("Docs/a\n")
+    (src / "docs" / "b.txt").write_text("docs/b\n")
+    (src / "README").write_text("upper\n")
+    (src / "Readme").write_text("mixed\n")
+    (src / "other").write_text("other\n")
+    args = ("transfer", str(src), str(dst), "--case-insensitive-target")
+    rep = report(*args)
+    assert rep["ok"]
+    assert rep["collisions"] == [
+        {"path": "Readme", "with": "README"},
+        {"path": "docs", "with": "Docs"},
+    ]
+    assert rep["counts"]["copied"] == 3  # README, Docs/a.txt, other
+    reason = "name differs only in case from another (case-insensitive target)"
+    assert rep["skipped"] == {reason: 2, "inside a directory whose name differs only in case": 1}
+    assert (dst / "README").read_text() == "upper\n" and not (dst / "Readme").exists()
+    assert sorted(p.name for p in dst.iterdir()) == ["Docs", "README", "other"]
+    text = ok(*args)
+    assert "Names that differ only in case" in text and "Readme: same name as README" in text
+    # On a case-sensitive target (probed: this one) every name is sent.
+    rep = report("transfer", str(src), str(tmp_path / "plain"))
+    assert rep["collisions"] == [] and rep["counts"]["copied"] == 5
+    assert not [n for n in os.listdir(tmp_path / "plain") if is_temp_name(b(n))]  # probe gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -238,3 +239,30 @@ def test_with_xattrs_keeps_every_field() -> None:
     assert {f: getattr(x, f) for f in Entry.__slots__ if f != "xattrs"} == {
         f: getattr(e, f) for f in Entry.__slots__ if f != "xattrs"
     }
+
+
+def test_case_collisions() -> None:
+    from rehost.files.plan import case_collisions
+
+    assert case_collisions([b"a", b"b", b"c"]) == {}
+    assert case_collisions([b"readme", b"README", b"Readme", b"x"]) == {
+        b"Readme": b"README",
+        b"readme": b"README",
+    }
+    # Composed and decomposed accents are one name on macOS; bytes that are not UTF-8 survive.
+    assert case_collisions(["Café".encode(), "cafe\u0301".encode()]) == {
+        "cafe\u0301".encode(): "Café".encode()
+    }
+    assert case_collisions([b"\xff", b"\xfe"]) == {}
+
+
+def test_case_probe_of_a_local_target(tmp_path: Path) -> None:
+    from rehost.files.local import case_insensitive
+
+    (tmp_path / "empty").mkdir()
+    assert case_insensitive(bytes(tmp_path / "empty"), write=False) is False
+    assert case_insensitive(bytes(tmp_path / "empty"), write=True) is False  # this machine
+    assert list((tmp_path / "empty").iterdir()) == []  # the probe file is gone
+    (tmp_path / "empty" / "Name").write_text("x")
+    assert case_insensitive(bytes(tmp_path / "empty"), write=False) is False
+    assert case_insensitive(bytes(tmp_path / "missing"), write=True) is False

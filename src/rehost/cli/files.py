@@ -297,6 +297,11 @@ def _render_transfer(rep: TransferReport) -> None:
         f"Only on the target ({kept})",
         [display(p) + ("/" if k == "dir" else "") for p, k in rep.extra],
     )
+    _listed(
+        "Names that differ only in case (the target ignores case; not sent)",
+        [f"{display(p)}: same name as {display(w)}" for p, w in rep.collisions],
+        style="yellow",
+    )
     _listed("Errors", [f"{display(e.path)}: {e.message}" for e in rep.errors], style="red")
     if rep.errors:
         out.print(
@@ -331,6 +336,11 @@ def transfer_cmd(
         False, "--overwrite", help="Replace target files that differ even when they are newer."
     ),
     preview: bool = typer.Option(False, "--preview", help="Show every action; write nothing."),
+    case_insensitive_target: bool = typer.Option(
+        False,
+        "--case-insensitive-target",
+        help="Treat the target as ignoring case in names (local targets are probed).",
+    ),
     state: Path | None = STATE_OPT,
     json_out: bool = JSON_OPT,
     sftp_password_file: Path | None = SFTP_PASSWORD_OPT,
@@ -360,6 +370,7 @@ def transfer_cmd(
         overwrite=overwrite,
         preview=preview,
         state_dir=state,
+        case_insensitive=True if case_insensitive_target else None,
         remote=_remote_options(sftp_password_file, sftp_known_hosts, sftp_key, s3_endpoint_url,
                                s3_region, retries),
     )  # fmt: skip

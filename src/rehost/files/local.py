@@ -376,6 +376,35 @@ def remove(dst_root: bytes, rel: bytes) -> None:
         os.unlink(path)
 
 
+def case_insensitive(root: bytes, *, write: bool) -> bool:
+    """Whether the file system under ``root`` ignores case in names: an entry of the
+    root looked up with its case swapped, else (when ``write``) a probe file
+    created and removed. Without either, assumed case-sensitive."""
+    names: list[bytes] = []
+    with contextlib.suppress(OSError), os.scandir(root) as it:
+        names = [d.name for d in it if d.name.swapcase() != d.name]
+    probe = None
+    if not names and write:
+        probe = TEMP_PREFIX + f"case-Probe-{_SALT}{os.getpid():x}".encode() + TEMP_SUFFIX
+        try:
+            os.close(os.open(join(root, probe), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError:
+            return False
+        names = [probe]
+    try:
+        for name in names[:1]:
+            a = os.lstat(join(root, name))
+            try:
+                b = os.lstat(join(root, name.swapcase()))
+            except OSError:
+                return False
+            return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        return False
+    finally:
+        if probe is not None:
+            _unlink_quietly(join(root, probe))
+
+
 class LocalTree:
     """A tree on a local file system, seen through the operations transfer and verify use.
 

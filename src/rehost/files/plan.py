@@ -17,6 +17,8 @@ decides. Rules, in order:
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -153,3 +155,25 @@ def decide_link(
 def is_temp_name(name: bytes) -> bool:
     """A temporary file left on the target by an interrupted rehost run."""
     return name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+
+
+CASE_COLLISION = "name differs only in case from another (case-insensitive target)"
+
+
+def fold(name: bytes) -> str:
+    """A name as a case-insensitive file system compares it: case folded and
+    Unicode-normalised (macOS also equates composed and decomposed accents)."""
+    return unicodedata.normalize("NFC", name.decode("utf-8", "surrogateescape").casefold())
+
+
+def case_collisions(names: Iterable[bytes]) -> dict[bytes, bytes]:
+    """Names of one directory that a case-insensitive target would hold as one: each
+    name after the first (in byte order) of such a group → that first name, which
+    alone is transferred. Empty when all names differ in more than case."""
+    first: dict[str, bytes] = {}
+    losers: dict[bytes, bytes] = {}
+    for name in sorted(names):
+        winner = first.setdefault(fold(name), name)
+        if winner != name:
+            losers[name] = winner
+    return losers

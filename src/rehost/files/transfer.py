@@ -37,7 +37,17 @@ from rehost.files.interrupt import Interrupted
 from rehost.files.location import Capabilities, Location, RemoteOptions, parse_location
 from rehost.files.manifest import Manifest, Record, default_state_dir
 from rehost.files.owners import OwnerMap
-from rehost.files.plan import Action, Op, Wanted, decide, decide_link, is_temp_name
+from rehost.files.plan import (
+    CASE_COLLISION,
+    Action,
+    Op,
+    Wanted,
+    case_collisions,
+    decide,
+    decide_link,
+    fold,
+    is_temp_name,
+)
 from rehost.files.plan import metadata_differences as _meta_diffs
 from rehost.files.remote import open_tree
 from rehost.files.walk import Batch, Listing, WalkError, describe, walk
@@ -72,6 +82,9 @@ class TransferOptions:
     state_dir: Path | None = None
     xattrs: bool = True
     remote: RemoteOptions = field(default_factory=RemoteOptions)
+    # Names that differ only in case are one name on the target: None = find out
+    # (local targets are probed; SFTP and S3 are taken as case-sensitive).
+    case_insensitive: bool | None = None
 
 
 @dataclass
@@ -97,6 +110,7 @@ class TransferReport:
     extra: list[tuple[bytes, str]] = field(default_factory=list)
     removed: list[bytes] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
+    collisions: list[tuple[bytes, bytes]] = field(default_factory=list)  # (not sent, kept)
     actions: list[tuple[str, str, bytes]] = field(default_factory=list)  # preview only
     seconds: float = 0.0
 
@@ -118,6 +132,7 @@ class TransferReport:
             "extra": [{"path": display(p), "kind": k} for p, k in self.extra],
             "removed": [display(p) for p in self.removed],
             "errors": [e.to_json() for e in self.errors],
+            "collisions": [{"path": display(p), "with": display(w)} for p, w in self.collisions],
             "seconds": round(self.seconds, 3),
         }
         if self.preview:
@@ -266,6 +281,8 @@ class _Transfer:
         self._target_listing: tuple[bytes, frozenset[bytes]] | None = None
         self.absent: set[bytes] = set()  # files known to be missing on the target
         self.procs: ProcessCopies | None = None
+        self.fold_case = options.case_insensitive  # None until the target root is known
+        self.collide: dict[bytes, bytes] = {}  # rel not sent → the name sent in its place
 
     # ----------------------------------------------------------- decisions
 
@@ -306,9 +323,12 @@ class _Transfer:
         dst_dir = self.target.path(batch.rel) + b"/"
         lstat, listxattr, xattrs = os.lstat, os.listxattr, self.opt.xattrs
         unchanged = nbytes = 0
+        collide = self.collide
         for name, st in batch.stats:
             if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
                 continue
+            if collide and (batch.rel + b"/" + name if batch.rel else name) in collide:
+                continue  # reported entry by entry
             if names is not None and name not in names:
                 rel = batch.rel + b"/" + name if batch.rel else name
                 if self.procs is None:
@@ -489,6 +509,14 @@ class _Transfer:
                     if entry.kind == DIR:
                         self.pruned[entry.rel] = self.pruned[parent(entry.rel)]
                     continue
+                if self.collide and entry.rel in self.collide:
+                    self.report.collisions.append((entry.rel, self.collide.pop(entry.rel)))
+                    self._count_skip(entry.rel, CASE_COLLISION)
+                    if entry.kind == DIR:
+                        self.pruned[entry.rel] = (
+                            "inside a directory whose name differs only in case"
+                        )
+                    continue
                 if entry.kind == DIR:
                     self._directory(entry)
                     continue
@@ -637,9 +665,20 @@ class _Transfer:
         self._count(action, src.rel)
         if self.caps.directories:
             self.dirs.append(src)
+        if not src.rel and self.fold_case is None:
+            self.fold_case = isinstance(self.target, local.LocalTree) and local.case_insensitive(
+                self.target.root, write=not self.opt.preview
+            )
 
     def _compare_listing(self, listing: Listing) -> None:
-        """Find what is only on the target in this directory; clear our own temp files."""
+        """Find what is only on the target in this directory; clear our own temp files;
+        on a case-insensitive target, the names that would land on one another."""
+        folded: set[str] = set()
+        if self.fold_case:
+            for name, kept in case_collisions(listing.names).items():
+                at = listing.rel + b"/" if listing.rel else b""
+                self.collide[at + name] = at + kept
+            folded = {fold(name) for name in listing.names}
         self._target_listing = None
         try:
             names = self.target.names(listing.rel)
@@ -651,7 +690,7 @@ class _Transfer:
         if names is None:
             return
         for name, is_dir in names:
-            if name in listing.names:
+            if name in listing.names or (folded and fold(name) in folded):
                 continue
             rel = listing.rel + b"/" + name if listing.rel else name
             if is_temp_name(name) and not is_dir:
