@@ -453,3 +453,46 @@ def test_urls_and_lazy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_s3_large_file_goes_in_parts_and_streams(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "small").mkdir(parents=True)
+    (src / "large").mkdir()
+    (src / "small" / "one.bin").write_bytes(b"x")
+    size = 80 << 20  # 10 parts of rehost's 8 MiB
+    with open(src / "large" / "big.bin", "wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+
+    def peak_rss(tree: str) -> int:
+        """Peak memory (bytes) of `rehost files transfer` of one subtree, in its own process."""
+        with open(tmp_path / "stderr", "w+b") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rehost", "files", "transfer", str(src / tree),
+                 f"s3://{bucket}/{tree}", "--json", *s3_server.opts],
+                stdout=subprocess.PIPE, stderr=err,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)  # (communicate() would reap it first)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            assert proc.returncode == 0, err.read().decode()
+        assert json.loads(out)["counts"]["copied"] == 1
+        return usage.ru_maxrss * 1024
+
+    small, large = peak_rss("small"), peak_rss("large")
+    head = s3_server.client.head_object(Bucket=bucket, Key="large/big.bin")  # type: ignore[attr-defined]
+    assert head["ContentLength"] == size
+    assert head["ETag"].strip('"').endswith("-10")  # a multipart upload of 10 parts
+    # Streamed: one part (and its copy on the way out) in memory, not the file.
+    assert large - small < size / 2, f"{(large - small) / 2**20:.0f} MiB more for {size >> 20} MiB"
+    url = f"s3://{bucket}/large"
+    verified = files("verify", str(src / "large"), url, "--content", *s3_server.opts)
+    assert verified["ok"] and verified["hashes_from_manifest"] == 1
+    back = tmp_path / "back"
+    assert files("transfer", url, str(back), *s3_server.opts)["ok"]
+    assert (back / "big.bin").read_bytes() == (src / "large" / "big.bin").read_bytes()

@@ -12,7 +12,8 @@ pair of stores alike. The libraries are imported only when such a URL is used.
   then renamed into place with ``posix-rename@openssh.com`` where the server has
   it (else remove, then rename).
 * **S3**: keys are ``prefix/relative path`` (UTF-8 only). A PUT is atomic per
-  object (s3fs switches to a multipart upload above 50 MiB, completed atomically),
+  object (above :data:`PART_SIZE`, s3fs sends a multipart upload, one part in
+  memory at a time, completed atomically),
   so no temporary names. mtime (ns), mode, owner and group names and the SHA-256
   go in object metadata (``x-amz-meta-rehost-*``). Listings give size, ETag and
   LastModified; mtime and mode come from the manifest while those still match
@@ -53,6 +54,7 @@ T = TypeVar("T")
 S3_DIR_MODE = 0o755
 META = "rehost-"  # x-amz-meta-rehost-*
 HEAD_BATCH = 64  # HEAD requests in flight at once when a listing needs metadata
+PART_SIZE = 8 << 20  # S3 multipart: part size and threshold (s3fs buffers one part; min 5 MiB)
 
 
 class NetworkError(OSError):
@@ -812,7 +814,9 @@ class S3Tree(_RemoteTree):
             try:
                 # Metadata goes with the upload's first request: it comes from the source
                 # as opened, and finish() checks that the file did not change since.
-                with fs.open(key, "wb", Metadata=_object_meta(reader.entry)) as f:
+                with fs.open(
+                    key, "wb", Metadata=_object_meta(reader.entry), block_size=PART_SIZE
+                ) as f:
                     sha, copied, src = stream_copy(reader, f.write)
             finally:
                 reader.close()
