@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import rehost
 from rehost.cli import app
 from rehost.migration import steps
+from rehost.migration.codes import CODES
 
 runner = CliRunner()
 ENV = {"NO_COLOR": "1", "COLUMNS": "120"}
@@ -430,6 +431,32 @@ def _two_shares_one_target(plan: Path) -> None:
     )
 
 
+def _target_sql(plan: Path, *statements: str) -> None:
+    conn = sqlite3.connect(plan.parent / "target.db")
+    for sql in statements:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+def _table_missing_on_target(plan: Path) -> None:
+    _target_sql(plan, "DROP TABLE api_keys")
+
+
+def _column_missing_on_target(plan: Path) -> None:
+    _target_sql(plan, "ALTER TABLE projects DROP COLUMN description")
+
+
+def _target_environments_differ(plan: Path) -> None:
+    _target_sql(
+        plan,
+        "ALTER TABLE environments RENAME TO environments_old",
+        "CREATE TABLE environments (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+        "sort_order TIMESTAMP NOT NULL, use_guided_failure BOOLEAN NOT NULL DEFAULT 0, "
+        "region TEXT NOT NULL)",
+    )
+
+
 def _dangling_reference(plan: Path) -> None:
     conn = sqlite3.connect(plan.parent / "source.db")  # foreign keys are off by default
     conn.execute("UPDATE deployments SET environment_id = 999 WHERE id = 1")
@@ -443,6 +470,11 @@ def _dangling_reference(plan: Path) -> None:
         ("RH102", "new.app", _missing_target),
         ("RH211", "old.app: deployments.environment_id", _dangling_reference),
         ("RH201", "old.app: deployments", _duplicate_key),
+        ("RH215", "new.app: deployments", _duplicate_key),
+        ("RH212", "new.app: api_keys", _table_missing_on_target),
+        ("RH213", "new.app: projects", _column_missing_on_target),
+        ("RH214", "new.app: environments", _target_environments_differ),
+        ("RH312", "new.app: environments.sort_order", _target_environments_differ),
         ("RH401", "old.app: variables.secret_value", _wrong_source_key),
         ("RH403", "old.app>new.app", _no_password),
         ("RH404", "new.app", _no_target_key),
@@ -463,8 +495,9 @@ def test_each_check_is_triggered(demo, monkeypatch, code, subject, change):
     result = rehost_cli("check", "--plan", str(demo), "--json")
     found = {(f["code"], f["subject"]): f for f in json.loads(result.stdout)["findings"]}
     assert (code, subject) in found, sorted(found)
-    severity = found[code, subject]["severity"]
-    assert result.exit_code == (1 if severity == "error" else 0)
+    assert found[code, subject]["severity"] == CODES[code].severity
+    errors = any(f["severity"] == "error" for f in found.values())
+    assert result.exit_code == (1 if errors else 0)
 
 
 def _clone_plan(demo: Path, url: str) -> None:

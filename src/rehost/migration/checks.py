@@ -185,8 +185,30 @@ def _check_bundle(
                 out.append(finding("RH404", move.to, str(exc)))
     if tgt_url is not None:
         out += _check_version(m, move, tgt_url, profile, inv.version)
-        out += _privileges(move, tgt_url, list(inv.model.order))
+        privileges = _privileges(move, tgt_url, list(inv.model.order))
+        out += privileges
+        if not privileges:  # without them the target cannot be read
+            out += _check_target(move, tgt_url, inv, profile)
     return out, sum(inv.rows.values())
+
+
+# What the plan's own checks already say (RH102, RH103 with ignore_version_check, RH404).
+_TARGET_CHECKED = {"TARGET_UNREACHABLE", "TARGET_VERSION", "TARGET_SECRET_KEY"}
+
+
+def _check_target(move: DatabaseMove, tgt_url: str, inv: Any, profile: Any) -> list[PlanFinding]:
+    """The import target against the source's model: tables and columns it lacks or
+    requires, keys that repeat in it, columns of another kind (rehost validate --target)."""
+    import sqlalchemy as sa
+
+    from rehost.checks.target import check_target
+
+    try:
+        found = check_target(tgt_url, inv.model, profile, inv.version)
+    except sa.exc.DBAPIError as exc:  # e.g. a table the target user may not read
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return [finding("RH102", move.to, f"Cannot read the target: {reason}.")]
+    return [from_library(f, move.to) for f in found if f.code not in _TARGET_CHECKED]
 
 
 def _dangling(move: DatabaseMove, url: str, model: Any) -> list[PlanFinding]:
