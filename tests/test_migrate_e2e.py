@@ -179,3 +179,19 @@ def test_demo_sqlite_to_postgresql_s3_and_sftp_rehearse_run_kill_resume_cutover(
     raw = b"".join(p.read_bytes() for p in (root / ".rehost").glob("state.db*"))
     for secret in (b"s3cret-pw", PASSWORD.encode(), b"correct horse battery staple"):
         assert secret not in raw
+
+
+def test_check_finds_unreachable_remote_targets(tmp_path, sftp, s3_server, monkeypatch):
+    root = tmp_path / "move"
+    ok("init", "--demo", str(root))
+    _plan(root, "sqlite:///target.db", s3_server, "no-such-bucket", sftp)
+    monkeypatch.setenv("REHOST_SFTP_PASSWORD", "not the password")
+    result = rehost_cli("check", "--plan", str(root / "rehost.yaml"), "--json")
+    assert result.exit_code == 1
+    found = {
+        f["subject"]: f["message"]
+        for f in json.loads(result.stdout)["findings"]
+        if f["code"] == "RH502"
+    }
+    assert "bucket 'no-such-bucket' does not exist" in found["new.s3"]
+    assert "Permission denied for user rehost" in found["new.sftp"]

@@ -344,11 +344,37 @@ def _check_share(m: Migration, move: ShareMove) -> tuple[list[PlanFinding], int]
                 f"{len(inv.links_leaving_tree)} symbolic link(s) point outside the share.",
             )
         )
-    if "://" not in tgt_url:
+    if "://" in tgt_url:
+        out += _check_remote_target(m, move, tgt_url)
+    else:
         out += _check_local_target(move, Path(tgt_url), inv.total_bytes)
         if move.owners == "name":
             out += _missing_owners(move, sorted(inv.owners), sorted(inv.groups))
     return out, inv.total_bytes
+
+
+def _check_remote_target(m: Migration, move: ShareMove, url: str) -> list[PlanFinding]:
+    """An SFTP or S3 target: reachable with the plan's settings (S3: the bucket exists)."""
+    from rehost.files.location import parse_location
+    from rehost.files.remote import open_tree
+
+    tree = None
+    try:
+        tree = open_tree(parse_location(url, "target"), m.remote_options(move.to, "target"))
+        tree.entry(b"", xattrs=False)
+    except (RehostError, OSError) as exc:
+        return [
+            finding(
+                "RH502",
+                move.to,
+                f"{url}: {exc}",
+                "Check the URL and the share's connection settings (sftp_*, s3_*) in the plan.",
+            )
+        ]
+    finally:
+        if tree is not None:
+            tree.close()
+    return []
 
 
 def _check_local_target(move: ShareMove, path: Path, needed: int) -> list[PlanFinding]:
