@@ -59,3 +59,39 @@ def test_rerun_sees_each_change(tmp_path: Path, jobs: int, monkeypatch: pytest.M
     os.unlink(dst / "d" / "f04")
     assert transfer(str(src), str(dst), opts).counts["copied"] == 1
     assert verify(str(src), str(dst), content=True, state_dir=tmp_path / "state").ok
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the target another group needs root")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_modes_and_group_exact_under_setgid_and_default_acl(tmp_path: Path, jobs: int) -> None:
+    """Workers create files with their final mode (umask 0) and skip a chown that
+    changes nothing; a set-group-ID directory or a default ACL must not fool that."""
+    import struct
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    modes = {"a": 0o640, "b": 0o755, "c": 0o000, "d": 0o4755, "e": 0o2750, "f": 0o444}
+    for name, mode in modes.items():
+        (src / name).write_text(name)
+        os.chmod(src / name, mode)
+    (dst / "sub").mkdir(parents=True)
+    os.chown(dst, 0, 65534)
+    os.chmod(dst, 0o2775)  # new files would take group 65534
+    # default ACL: user::rwx group::r-- other::--- (new files would lose bits)
+    undefined = 0xFFFFFFFF
+    acl = struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, undefined) for tag, perm in [(1, 7), (4, 4), (0x20, 0)]
+    )
+    os.setxattr(dst / "sub", "system.posix_acl_default", acl)
+    (src / "sub").mkdir()
+    for name, mode in modes.items():
+        (src / "sub" / name).write_text(name)
+        os.chmod(src / "sub" / name, mode)
+    opts = TransferOptions(jobs=jobs, state_dir=tmp_path / "state")
+    rep = transfer(str(src), str(dst), opts)
+    assert rep.ok and rep.counts["copied"] == 12, rep.errors
+    for rel in [*modes, *(f"sub/{n}" for n in modes)]:
+        st_src, st_dst = os.stat(src / rel), os.stat(dst / rel)
+        assert oct(st_dst.st_mode) == oct(st_src.st_mode), rel
+        assert (st_dst.st_uid, st_dst.st_gid) == (st_src.st_uid, st_src.st_gid), rel
+    assert transfer(str(src), str(dst), opts).counts["unchanged"] == 14

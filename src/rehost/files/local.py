@@ -133,6 +133,41 @@ def copy_file(
     raise AssertionError("unreachable")
 
 
+# Set by worker processes, which run with umask 0 (see workers.py): a new file can
+# then be created with its final mode, sparing a chmod.
+exact_create_mode = False
+_DIR_FACTS: dict[bytes, tuple[bool, bool]] = {}  # target directory → (set-group-ID, default ACL)
+
+
+def _dir_facts(directory: bytes) -> tuple[bool, bool]:
+    """Whether new files in ``directory`` take its group (set-group-ID) and whether a
+    default ACL, not the mode asked for, decides their permissions."""
+    facts = _DIR_FACTS.get(directory)
+    if facts is None:
+        setgid = bool(os.stat(directory).st_mode & stat.S_ISGID)
+        try:
+            os.getxattr(directory, ACL_PREFIX + "default")
+            acl = True
+        except OSError as exc:
+            acl = exc.errno not in (errno.ENODATA, errno.ENOTSUP)
+        if len(_DIR_FACTS) > 4096:
+            _DIR_FACTS.clear()
+        facts = _DIR_FACTS[directory] = (setgid, acl)
+    return facts
+
+
+def forget_dir_facts() -> None:
+    _DIR_FACTS.clear()
+
+
+def _owner_already(wanted: Wanted, setgid_dir: bool) -> bool:
+    """Whether a file this process creates already has the wanted owner: its uid is
+    ours, its gid ours unless its directory is set-group-ID."""
+    if wanted.uid not in (None, os.geteuid()) or wanted.gid not in (None, os.getegid()):
+        return False
+    return wanted.gid is None or not setgid_dir
+
+
 def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> Placed:
     fd_in = open_source(src_path)
     tmp = temp_path(dst_path)
@@ -141,7 +176,15 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
         before = os.fstat(fd_in)
         if not stat.S_ISREG(before.st_mode):
             raise FileChanged("is no longer a regular file")
-        fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # Read before the copy: a change to them changes the ctime checked after it.
+        xattrs = read_xattrs(fd_in) if wanted.xattrs else None
+        mode = stat.S_IMODE(before.st_mode)
+        # With umask 0 and nothing that needs write permission first (user xattrs) or
+        # that chown would clear (set-ID bits), the file is created with its mode.
+        setgid, default_acl = _dir_facts(dst_path.rpartition(b"/")[0])
+        exact = exact_create_mode and not xattrs and not mode & 0o7000 and not default_acl
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd_out = os.open(tmp, flags, mode if exact else 0o600)
         if before.st_size <= BUFFER_SIZE:
             # One read of the size fstat gave; a file that grew, shrank or was
             # rewritten meanwhile is caught by the second fstat below.
@@ -154,10 +197,9 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
         after = os.fstat(fd_in)
         if copied != after.st_size or not _same_version(before, after):
             raise FileChanged("changed while it was being copied")
-        xattrs = read_xattrs(fd_in) if wanted.xattrs else None
         notes = set_metadata(
-            fd_out, False, stat.S_IMODE(after.st_mode), after.st_atime_ns, after.st_mtime_ns,
-            xattrs, wanted,
+            fd_out, False, mode, after.st_atime_ns, after.st_mtime_ns, xattrs, wanted,
+            chmod=not exact, chown=not _owner_already(wanted, setgid),
         )  # fmt: skip
         os.replace(tmp, dst_path)
         placed = Entry.from_stat(rel, os.fstat(fd_out))  # after the rename: its ctime
@@ -306,8 +348,12 @@ def set_metadata(
     xattrs: dict[str, bytes] | None,
     wanted: Wanted,
     dst_xattrs: dict[str, bytes] | None = None,
+    *,
+    chmod: bool = True,
+    chown: bool = True,
 ) -> list[str]:
-    """:func:`apply_metadata` from the values themselves (no :class:`Entry` per file).
+    """:func:`apply_metadata` from the values themselves (no :class:`Entry` per file);
+    ``chmod``/``chown`` False when the new file already has that mode / owner.
 
     Order matters: chown clears set-uid bits, so mode comes after it; user xattrs
     need write permission, so they come before a read-only mode; setting an ACL
@@ -315,7 +361,7 @@ def set_metadata(
     """
     notes: list[str] = []
     follow = isinstance(target, int)
-    if wanted.uid is not None or wanted.gid is not None:
+    if chown and (wanted.uid is not None or wanted.gid is not None):
         try:
             os.chown(
                 target,
@@ -329,7 +375,7 @@ def set_metadata(
     values = xattrs if wanted.xattrs and not is_link and (xattrs or dst_xattrs) else None
     if values is not None:
         notes += _set_xattrs(target, values, dst_xattrs, follow, acl=False)
-    if not is_link:
+    if chmod and not is_link:
         os.chmod(target, mode)
     if values is not None:
         notes += _set_xattrs(target, values, dst_xattrs, follow, acl=True)

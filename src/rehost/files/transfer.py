@@ -255,6 +255,7 @@ class _Transfer:
         observer: Observer | None,
     ) -> None:
         self.src, self.dst, self.opt = src, dst, options
+        local.forget_dir_facts()  # what a previous run in this process saw
         self.source = open_tree(src, options.remote)
         self.target = open_tree(dst, options.remote)
         self.caps, self.src_caps = self.target.capabilities, self.source.capabilities
@@ -365,6 +366,8 @@ class _Transfer:
         if unchanged:
             self.report.counts["unchanged"] += unchanged
             self.progress.update(unchanged, nbytes)
+        if self.procs is not None:
+            self.procs.drain(self._record_copy)
 
     # ------------------------------------------------------------ per file
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from rehost.files import interrupt
+from rehost.files import interrupt, local
 from rehost.files.local import FileChanged, Placed, copy_file
 from rehost.files.plan import Wanted
 from rehost.files.walk import describe
@@ -73,6 +73,8 @@ def _worker_started(parent: int) -> None:
         interrupt.request()
 
     interrupt.clear()
+    os.umask(0)  # files are created with their final mode (see local.exact_create_mode)
+    local.exact_create_mode = True
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, stop)
     with contextlib.suppress(OSError, AttributeError):  # Linux; elsewhere workers end with the pool
