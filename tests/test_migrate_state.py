@@ -76,3 +76,18 @@ def test_state_store_errors_are_clear(demo):
     # a file elsewhere is an SQLite store
     assert js("status", "--plan", str(demo), "--state", "elsewhere.db")["status"] == "pending"
     assert (demo.parent / "elsewhere.db").exists()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_one_run_at_a_time(demo, make_db, store):
+    import rehost
+
+    state = make_db("postgresql") if store == "postgresql" else None
+    args = ["--plan", str(demo)] + (["--state", state] if state else [])
+    with rehost.Migration(demo, state=state) as other, other.store.lock("run"):
+        busy = rehost_cli("run", *args)
+        assert busy.exit_code == 1 and "in progress elsewhere" in busy.output
+        assert rehost_cli("cutover", "--force", "--reason", "x", *args).exit_code == 1
+        assert js("run", "--dry-run", *args)["status"] == "preview"  # reads only
+        assert js("status", *args)["status"] == "pending"
+    assert js("run", *args)["status"] == "incomplete"

@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -354,6 +355,18 @@ class Migration:
         """
         if phase is not None and phase not in PHASES:
             raise UsageError(f"No phase '{phase}': the phases are {', '.join(PHASES)}.")
+        with nullcontext() if dry_run else self.store.lock("run"):
+            return self._run(phase, dry_run, rerun, force, progress, on_step)
+
+    def _run(
+        self,
+        phase: str | None,
+        dry_run: bool,
+        rerun: bool,
+        force: bool,
+        progress: Progress | None,
+        on_step: Callable[[dict[str, Any]], None] | None,
+    ) -> RunReport:
         defs = self.step_defs()
         self.store.sync_steps([(d.id, d.phase, d.fingerprint) for d in defs])
         state = {s.id: s for s in self.store.steps()}
@@ -503,15 +516,21 @@ class Migration:
         """
         from rehost.migration.cutover import cutover
 
-        return cutover(
-            self, dry_run=dry_run, force_reason=force_reason, progress=progress, on_stage=on_stage
-        )
+        with nullcontext() if dry_run else self.store.lock("cutover"):
+            return cutover(
+                self,
+                dry_run=dry_run,
+                force_reason=force_reason,
+                progress=progress,
+                on_stage=on_stage,
+            )
 
     def rollback(self, reason: str) -> dict[str, Any]:
         """Unfreeze the source (undo what the freeze recorded) and record why."""
         from rehost.migration.cutover import rollback
 
-        return rollback(self, reason)
+        with self.store.lock("rollback"):
+            return rollback(self, reason)
 
     def cutover_status(self) -> dict[str, Any]:
         from rehost.migration.cutover import cutover_status

@@ -9,15 +9,18 @@ The SQL is written once for both engines (``ON CONFLICT``; ``?`` marks become
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rehost.db.connect import redact
+from rehost.errors import RehostError
 
 STATUSES = ("pending", "running", "succeeded", "failed", "incomplete", "skipped")
 
@@ -143,6 +146,10 @@ class _Connection:
         self.raw.close()
 
 
+class Busy(RehostError):
+    """Someone else is running or cutting over the same migration."""
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -200,6 +207,41 @@ class StateStore:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def lock(self, what: str) -> Iterator[None]:
+        """Hold this migration's lock while ``what`` (a run, a cutover) changes it, so
+        that two people sharing the store cannot run it at once. A crashed holder
+        releases it: a PostgreSQL session's advisory lock ends with its connection,
+        a file lock with its process."""
+        if self.db.engine == "postgresql":
+            digest = hashlib.sha256(f"rehost migration {self.id}".encode()).digest()
+            key = int.from_bytes(digest[:8], "big", signed=True)
+            held = not self.db.execute("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+            release: Callable[[], Any] = lambda: self.db.execute(  # noqa: E731
+                "SELECT pg_advisory_unlock(?)", (key,)
+            )
+        else:
+            import fcntl
+
+            f = open(f"{self.path}.lock", "w")  # noqa: SIM115 (held until released)
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = False
+            except BlockingIOError:
+                f.close()
+                held = True
+            release = f.close  # closing the file releases its lock
+        if held:
+            raise Busy(
+                f"Cannot start this {what}: a run, cutover or rollback of the same "
+                f"migration is in progress elsewhere (its state store {self.path} is "
+                "locked). Wait for it to end; 'rehost status' shows where it is."
+            )
+        try:
+            yield
+        finally:
+            release()
 
     def scrub(self, text: str) -> str:
         """``text`` without passwords in URLs or any of the plan's secret values."""
