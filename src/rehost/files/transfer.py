@@ -309,37 +309,51 @@ class _Transfer:
         """Settle a batch of source files from stat results alone (local → local).
 
         A regular file (one name only) missing from the target's listing is new: with
-        worker processes it goes straight to them (recorded by ``_record_copy``).
-        One whose target has the same type, mode, size,
-        mtime and wanted owner, and where neither side has xattrs, is unchanged:
-        it is counted and put in ``batch.skip``, so no entry is made for it. Without
-        workers, a new file goes in ``absent`` (no second lookup).
-        Anything else takes the full path, entry by entry.
+        worker processes it goes straight to them (recorded by ``_record_copy``);
+        without, it goes in ``absent`` (no second lookup). One whose target has the
+        same type, mode, size, mtime and wanted owner, and where neither side has
+        xattrs, is unchanged: it is counted and put in ``batch.skip``, so no entry
+        is made for it. Anything else takes the full path, entry by entry.
+        (Sharing the look-ups with a helper thread was measured slower: the
+        interpreter lock, not the system calls, bounds it.)
         """
         if batch.rel in self.pruned:
             return
         listed = self._target_listing
         names = listed[1] if listed is not None and listed[0] == batch.rel else None
-        src_dir = self.source.path(batch.rel) + b"/"
-        dst_dir = self.target.path(batch.rel) + b"/"
-        lstat, listxattr, xattrs = os.lstat, os.listxattr, self.opt.xattrs
-        unchanged = nbytes = 0
-        collide = self.collide
+        at = batch.rel + b"/" if batch.rel else b""
+        todo: list[tuple[bytes, os.stat_result]] = []
         for name, st in batch.stats:
             if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
                 continue
-            if collide and (batch.rel + b"/" + name if batch.rel else name) in collide:
+            if self.collide and at + name in self.collide:
                 continue  # reported entry by entry
-            if names is not None and name not in names:
-                rel = batch.rel + b"/" + name if batch.rel else name
-                if self.procs is None:
-                    self.absent.add(rel)
-                    continue
-                # New on the target: straight to the workers, no entry, no plan.
+            if names is None or name in names:
+                todo.append((name, st))
+            elif self.procs is None:
+                self.absent.add(at + name)
+            else:  # new on the target: straight to the workers, no entry, no plan
                 wanted, why = self._owner(st.st_uid, st.st_gid)
-                self.procs.add((rel, st.st_size, why), rel, st.st_size, wanted)
+                self.procs.add((at + name, st.st_size, why), at + name, st.st_size, wanted)
                 batch.skip.add(name)
-                continue
+        found, nbytes = self._unchanged(
+            todo, self.source.path(batch.rel) + b"/", self.target.path(batch.rel) + b"/"
+        )
+        batch.skip.update(found)
+        if found:
+            self.report.counts["unchanged"] += len(found)
+            self.progress.update(len(found), nbytes)
+        if self.procs is not None:
+            self.procs.drain(self._record_copy)
+
+    def _unchanged(
+        self, todo: list[tuple[bytes, os.stat_result]], src_dir: bytes, dst_dir: bytes
+    ) -> tuple[list[bytes], int]:
+        """The names in ``todo`` whose target passes the quick check, and their bytes."""
+        lstat, listxattr, xattrs = os.lstat, os.listxattr, self.opt.xattrs
+        found = []
+        nbytes = 0
+        for name, st in todo:
             try:
                 d = lstat(dst_dir + name)
                 if (d.st_mode, d.st_size, d.st_mtime_ns) != (
@@ -360,14 +374,9 @@ class _Transfer:
                     continue
             except OSError:
                 continue  # the full path reports it
-            batch.skip.add(name)
-            unchanged += 1
+            found.append(name)
             nbytes += st.st_size
-        if unchanged:
-            self.report.counts["unchanged"] += unchanged
-            self.progress.update(unchanged, nbytes)
-        if self.procs is not None:
-            self.procs.drain(self._record_copy)
+        return found, nbytes
 
     # ------------------------------------------------------------ per file
 
