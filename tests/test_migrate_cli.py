@@ -414,6 +414,10 @@ def _link_out(plan: Path) -> None:
     (plan.parent / "source-files" / "hosts").symlink_to("/etc/hosts")
 
 
+def _unreadable_file(plan: Path) -> None:
+    (plan.parent / "source-files" / "README.txt").chmod(0)
+
+
 def _unknown_owner(plan: Path) -> None:
     os.chown(plan.parent / "source-files" / "README.txt", 54321, 54321)
 
@@ -481,6 +485,7 @@ def _dangling_reference(plan: Path) -> None:
         ("RH502", "new.uploads", _target_share_not_writable),
         ("RH503", "new.uploads", _no_space),
         ("RH505", "old.uploads", _link_out),
+        ("RH504", "old.uploads", _unreadable_file),
         ("RH506", "new.uploads", _unknown_owner),
         ("RH602", "new.uploads", _two_shares_one_target),
     ],
@@ -491,6 +496,8 @@ def test_each_check_is_triggered(demo, monkeypatch, code, subject, change):
     monkeypatch.setattr(core, "free_bytes", core.free_bytes)
     if code == "RH506" and os.geteuid() != 0:
         pytest.skip("giving a file to an unknown owner needs root")
+    if code == "RH504" and os.geteuid() == 0:
+        pytest.skip("root reads every file")
     change(demo)
     result = rehost_cli("check", "--plan", str(demo), "--json")
     found = {(f["code"], f["subject"]): f for f in json.loads(result.stdout)["findings"]}
