@@ -80,6 +80,14 @@ class Entry:
             self.nlink, self.dev, self.ino, self.ctime_ns, self.atime_ns, self.link, xattrs,
         )  # fmt: skip
 
+    def __reduce__(self) -> tuple[type[Entry], tuple[object, ...]]:
+        # Pickled once per file copied by a worker process; the dataclass default
+        # (fields() and setattr per field) costs several times more.
+        return Entry, (
+            self.rel, self.kind, self.size, self.mtime_ns, self.mode, self.uid, self.gid,
+            self.nlink, self.dev, self.ino, self.ctime_ns, self.atime_ns, self.link, self.xattrs,
+        )  # fmt: skip
+
     @property
     def name(self) -> bytes:
         return self.rel.rsplit(b"/", 1)[-1]
