@@ -188,3 +188,26 @@ def test_cutover_plan_errors_name_the_line():
         parse_plan(base + "cutover:\n  freeze:\n    - {builtin: read_only, database: old.db}\n")
     with pytest.raises(PlanError, match="line 8: cutover.swich"):
         parse_plan(base + "cutover:\n  swich: []\n")
+
+
+def test_kill_9_in_freeze_verify_and_switch_then_resume(demo: Path):
+    plan, root = str(demo), demo.parent
+    _ran_and_acked(demo)
+    for point in ("after:cutover:freeze", "before:cutover:verify", "after:cutover:switch"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rehost", "cutover", "--plan", plan],
+            capture_output=True,
+            env={**os.environ, **ENV, "REHOST_TEST_KILL": point},
+            timeout=120,
+        )
+        assert proc.returncode == -9, (point, proc.stderr)
+        stages = {s["id"]: s["status"] for s in js("status", "--plan", plan)["cutover"]["stages"]}
+        assert stages[point.rsplit(":", 1)[1]] == "running"
+    assert js("cutover", "--plan", plan)["status"] == "succeeded"
+    assert (root / "freezes.txt").read_text() == "frozen\n"  # each hook ran once
+    assert (root / "app.conf").read_text() == "database: new.app\n"
+    stages = {s["id"]: s for s in js("status", "--plan", plan)["cutover"]["stages"]}
+    assert stages["freeze"]["attempts"] == stages["switch"]["attempts"] == 2
+    assert stages["delta"]["attempts"] == stages["record"]["attempts"] == 1
+    log = [e["message"] for e in js("log", "--plan", plan)]
+    assert sum("exited 0: repointed" in m for m in log) == 1

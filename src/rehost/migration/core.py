@@ -96,10 +96,11 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _crash_point(where: str, step_id: str) -> None:
+def crash_point(where: str, step_id: str) -> None:
     """For tests of resuming: ``REHOST_TEST_KILL=before:STEP`` (or ``after:STEP``) kills
     this process with SIGKILL as that step starts its work (or ends it, before its
-    end is recorded), like a crash or ``kill -9`` at that moment."""
+    end is recorded), like a crash or ``kill -9`` at that moment. Cutover stages are
+    ``cutover:STAGE``."""
     import os
 
     if os.environ.get("REHOST_TEST_KILL") == f"{where}:{step_id}":
@@ -423,9 +424,9 @@ class Migration:
         status, error = "failed", None
         detail: dict[str, Any] = {}
         try:
-            _crash_point("before", d.id)
+            crash_point("before", d.id)
             status, detail = d.run(ctx)
-            _crash_point("after", d.id)
+            crash_point("after", d.id)
         except RehostError as exc:
             error = str(exc)
         except Exception as exc:  # a step's unexpected failure stops the run, recorded

@@ -342,11 +342,15 @@ def cutover(
 
 
 def _run_stage(m: Migration, s: Step, fn: Callable[[Step], None]) -> dict[str, Any]:
+    from rehost.migration.core import crash_point
+
     m.store.stage_start(s.id)
     started = time.perf_counter()
     error = None
     try:
+        crash_point("before", f"cutover:{s.id}")
         fn(s)
+        crash_point("after", f"cutover:{s.id}")
     except RehostError as exc:
         error = str(exc)
     except Exception as exc:  # recorded; a re-run resumes at this stage
