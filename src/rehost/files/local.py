@@ -545,3 +545,13 @@ class LocalTree:
         except FileNotFoundError:
             return False
         return True
+
+
+def open_tree(loc: Any, opts: Any = None) -> Any:
+    """The tree at a location: a LocalTree here, SFTP and S3 trees (remote.py, with
+    their libraries) imported only when such a URL is used."""
+    if loc.is_local:
+        return LocalTree(loc.root)
+    from rehost.files import remote
+
+    return remote.open_tree(loc, opts)

@@ -49,7 +49,6 @@ from rehost.files.plan import (
     is_temp_name,
 )
 from rehost.files.plan import metadata_differences as _meta_diffs
-from rehost.files.remote import open_tree
 from rehost.files.walk import Batch, Listing, WalkError, describe, walk
 from rehost.files.workers import ProcessCopies, copy_error, worker_count
 
@@ -256,8 +255,8 @@ class _Transfer:
     ) -> None:
         self.src, self.dst, self.opt = src, dst, options
         local.forget_dir_facts()  # what a previous run in this process saw
-        self.source = open_tree(src, options.remote)
-        self.target = open_tree(dst, options.remote)
+        self.source = local.open_tree(src, options.remote)
+        self.target = local.open_tree(dst, options.remote)
         self.caps, self.src_caps = self.target.capabilities, self.source.capabilities
         self.progress, self.observer = progress, observer
         state = options.state_dir or default_state_dir(dst.state_key)

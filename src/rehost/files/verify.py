@@ -28,7 +28,6 @@ from rehost.files.location import LOCAL, RemoteOptions
 from rehost.files.manifest import Manifest, default_state_dir
 from rehost.files.owners import OwnerMap
 from rehost.files.plan import Wanted, is_temp_name, metadata_differences
-from rehost.files.remote import open_tree
 from rehost.files.transfer import fit, resolve_pair
 from rehost.files.walk import Listing, WalkError, describe
 
@@ -113,7 +112,7 @@ def verify(
     def differ(rel: bytes, what: str, detail: str = "") -> None:
         report.differences.append(Difference(rel, what, detail))
 
-    source, target = open_tree(src_loc, remote), open_tree(dst_loc, remote)
+    source, target = local.open_tree(src_loc, remote), local.open_tree(dst_loc, remote)
     target.use_manifest(manifest.path)
     source.use_manifest(default_state_dir(src_loc.state_key) / "manifest.sqlite")
     caps, both_local = target.capabilities, source.capabilities is target.capabilities is LOCAL

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing
 import os
 import queue
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -97,7 +96,7 @@ class ProcessCopies:
 
     def __init__(self, src_root: bytes, dst_root: bytes, workers: int) -> None:
         self.src_root, self.dst_root, self.workers = src_root, dst_root, workers
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Any = None  # a ProcessPoolExecutor once there is something to copy
         self.pending = _Pending()
         self.window = threading.BoundedSemaphore(workers * BATCHES_PER_WORKER)
         self.done: queue.SimpleQueue[tuple[Future[list[Placed | str]], list[Any]]] = (
@@ -116,6 +115,9 @@ class ProcessCopies:
         if not self.pending.items:
             return
         if self.pool is None:
+            import multiprocessing  # here: a command that copies nothing does not pay for it
+            from concurrent.futures import ProcessPoolExecutor
+
             self.pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("fork"),
