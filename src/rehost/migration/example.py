@@ -32,6 +32,11 @@ targets:
       app: {url: "sqlite:///target.db"}
     shares:
       uploads: {url: target-files}
+      # A share on SFTP or S3 takes its connection settings here (secrets as
+      # env:VAR or file:PATH; S3 credentials from the usual AWS variables):
+      # media: {url: "s3://bucket/uploads", s3_endpoint_url: "http://minio:9000"}
+      # files: {url: "sftp://rehost@files:22/srv/uploads", sftp_known_hosts: keys/known_hosts,
+      #         sftp_password: env:SFTP_PASSWORD}
 
 # Which database goes where, and how:
 #   method: bundle  export by natural key and import into a target that may
@@ -45,6 +50,9 @@ databases:
     profile: profile.yaml
     on_conflict: overwrite
     # only: [projects=web-app]
+    # ledger: true  (the default) hashes what is written in the target's
+    # rehost_ledger table: a later import (the cutover's, 'rehost run --rerun')
+    # stops on records changed there since, unless 'rehost run --force'.
 
 # Which share goes where. 'checksum' compares content, not just size and time;
 # 'verify_content' hashes both sides in the verify phase.
@@ -69,6 +77,8 @@ options:
   password: file:keys/bundle-password.txt
   # State (phases, steps, events; never secrets) lives in this folder.
   state_dir: .rehost
+  # Or in a PostgreSQL database a team shares (or give --state URL):
+  # state: env:REHOST_STATE_URL
 """
 
 DEMO_FILES = {
