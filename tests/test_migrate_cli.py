@@ -392,6 +392,10 @@ def _wrong_source_key(plan: Path) -> None:
     (plan.parent / "keys" / "source-app.key").write_text(rehost.demo_app.generate_key())
 
 
+def _no_source_key(plan: Path) -> None:
+    (plan.parent / "keys" / "source-app.key").unlink()
+
+
 def _no_target_key(plan: Path) -> None:
     (plan.parent / "keys" / "target-app.key").unlink()
 
@@ -480,6 +484,7 @@ def _dangling_reference(plan: Path) -> None:
         ("RH214", "new.app: environments", _target_environments_differ),
         ("RH312", "new.app: environments.sort_order", _target_environments_differ),
         ("RH401", "old.app: variables.secret_value", _wrong_source_key),
+        ("RH402", "old.app: secrets", _no_source_key),
         ("RH403", "old.app>new.app", _no_password),
         ("RH404", "new.app", _no_target_key),
         ("RH502", "new.uploads", _target_share_not_writable),

@@ -68,7 +68,12 @@ _TABLE = [
     Code("RH404", "target key missing", "error", "Set secrets.target_key in the profile."),
     Code("RH405", "columns look secret", "info", "Declare them under entities.secrets."),
     Code("RH501", "source share unreadable", "error", "Check the share's path or URL."),
-    Code("RH502", "target share not writable", "error", "Create the folder or fix rights."),
+    Code(
+        "RH502",
+        "target share unreachable or not writable",
+        "error",
+        "Create the folder or fix rights; check the share's URL and settings.",
+    ),
     Code("RH503", "not enough free space", "error", "Free space on the target."),
     Code("RH504", "unreadable source files", "warning", "Fix their permissions."),
     Code("RH505", "links leaving the share", "warning", "They are copied as links."),
