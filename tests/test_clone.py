@@ -561,3 +561,28 @@ def test_postgres_workers_share_the_exported_snapshot(make_db, monkeypatch):
         assert conn.exec_driver_sql("SELECT count(*) FROM log").scalar() == 3
     with engine(source).begin() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM log").scalar() == 3 + len(joined)
+
+
+def test_copy_out_reads_rows_and_leaves_the_connection_usable_when_stopped(make_db):
+    import psycopg
+
+    from rehost.clone.io import copy_out
+
+    url = make_db("postgresql")
+    run_sql(url, "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 1000)")
+    eng = engine(url)
+    try:
+        with eng.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            rows = [bytes(r) for r in copy_out(raw, "COPY t TO STDOUT")]
+            assert len(rows) == 1000 and rows[0] == b"1\n"
+            with pytest.raises(psycopg.Error, match="nope"):
+                list(copy_out(raw, "COPY nope TO STDOUT"))
+            raw.rollback()
+            stopped = copy_out(raw, "COPY (SELECT * FROM t, t AS u) TO STDOUT")
+            assert next(stopped).tobytes().count(b"\t") == 1
+            stopped.close()  # cancels the COPY
+            raw.rollback()
+            assert raw.execute("SELECT count(*) FROM t").fetchone() == (1000,)
+    finally:
+        eng.dispose()

@@ -20,13 +20,14 @@ import contextlib
 import datetime as dt
 import decimal
 import itertools
+import queue
 import select
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.copy import QueuedLibpqWriter
 from pymysql.converters import escape_bytes_prefixed, escape_string  # type: ignore[import-untyped]
 from sqlalchemy.engine import Connection, Engine
 
@@ -299,9 +300,10 @@ def copy_out(raw: Any, sql: str) -> Iterator[Any]:
         except BaseException:
             with contextlib.suppress(Exception):
                 pg.get_cancel().cancel()
-                while get(1)[0] >= 0:
-                    select.select([pg.socket], [], [], 1.0)
-                    pg.consume_input()
+                while (n := get(1)[0]) >= 0:  # what was sent before the cancel
+                    if n == 0:
+                        select.select([pg.socket], [], [], 1.0)
+                        pg.consume_input()
             _drain(pg)
             raise
         failed = _drain(pg)
@@ -334,7 +336,7 @@ def _drain(pg: Any) -> str | None:
             failed = _message(pg, res)
 
 
-def _copy_into(cur: Any, t: str, cols: str, fmt: str, freeze: bool, queued: bool = False) -> Any:
+def _copy_into(cur: Any, t: str, cols: str, fmt: str, freeze: bool) -> Any:
     """``COPY … FROM STDIN`` on a PostgreSQL target; with ``freeze`` the rows are written frozen.
 
     FREEZE needs the table emptied in the same transaction: a table the clone
@@ -345,11 +347,52 @@ def _copy_into(cur: Any, t: str, cols: str, fmt: str, freeze: bool, queued: bool
     if freeze:
         cur.execute(f"TRUNCATE {t}")
     options = ", ".join([*([f"FORMAT {fmt}"] if fmt != "text" else []), *(["FREEZE"] * freeze)])
-    # queued: a psycopg thread sends the blocks while this one reads the next ones.
-    writer = {"writer": QueuedLibpqWriter(cur)} if queued else {}
-    return cur.copy(
-        f"COPY {t} ({cols}) FROM STDIN" + (f" ({options})" if options else ""), **writer
-    )
+    return cur.copy(f"COPY {t} ({cols}) FROM STDIN" + (f" ({options})" if options else ""))
+
+
+PIPE_QUEUE = 8  # blocks read ahead of the target: memory stays about 10 MB
+
+
+def _pump(chunks: Iterator[Any], write: Any, advance: Any) -> int:
+    """Rows gathered into ~1 MB blocks, which a thread sends while this one reads on.
+
+    Returns the messages read (one per row; the first also carries the
+    header). If sending fails the thread drops the rest, so reading never
+    waits on a full queue, and the error is raised here.
+    """
+    blocks: queue.Queue[bytearray | None] = queue.Queue(maxsize=PIPE_QUEUE)
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        while (block := blocks.get()) is not None:
+            if not failed:
+                try:
+                    write(block)
+                except BaseException as exc:  # raised in the reading thread below
+                    failed.append(exc)
+
+    sender = threading.Thread(target=send, name="rehost-copy-in", daemon=True)
+    sender.start()
+    rows = 0
+    try:
+        block = bytearray()
+        for n, chunk in enumerate(chunks, 1):
+            block += chunk
+            if len(block) >= PIPE_BLOCK:
+                blocks.put(block)
+                block = bytearray()
+                advance(n - rows)
+                rows = n
+                if failed:
+                    break
+        if block and not failed:
+            blocks.put(block)
+    finally:
+        blocks.put(None)
+        sender.join()
+    if failed:
+        raise failed[0]
+    return rows
 
 
 def pipe_postgres(
@@ -364,28 +407,18 @@ def pipe_postgres(
     """PostgreSQL to PostgreSQL with identical types: binary COPY out, straight in.
 
     libpq hands out one row per read; they are passed on in blocks of about
-    1 MB, which saves a call into the target connection per row.
+    1 MB, which saves a call into the target connection per row, by a
+    second thread, so reading the source and writing the target overlap.
     """
     src: Any = source.connection.dbapi_connection
     tgt: Any = target.connection.dbapi_connection
     t = _quote(source, table)
     cols = ", ".join(_quote(source, c) for c in columns)
-    rows = 0
     out = copy_out(src, f"COPY (SELECT {cols} FROM {t}) TO STDOUT (FORMAT binary)")
     # Closed on the way out whatever happens: it holds the source connection's lock.
     with contextlib.closing(out), tgt.cursor() as tcur:
-        with _copy_into(tcur, t, cols, "binary", freeze, queued=True) as into:
-            block = bytearray()
-            # n: messages so far, one per row (the first also carries the header)
-            for n, chunk in enumerate(out, 1):
-                block += chunk
-                if len(block) >= PIPE_BLOCK:
-                    into.write(block)
-                    block = bytearray()
-                    advance(n - rows)
-                    rows = n
-            if block:
-                into.write(block)
+        with _copy_into(tcur, t, cols, "binary", freeze) as into:
+            rows = _pump(out, into.write, advance)
         total = int(tcur.rowcount)
     tgt.commit()
     advance(max(0, total - rows))
