@@ -322,8 +322,8 @@ def _find_roots(sql: Sql, model: Model, spec: OnlySpec) -> set[Any]:
     if not found:
         shown = "; ".join(f"'{e}'" for e in examples)
         raise UsageError(
-            f"--only {spec}: no {spec.table} record has the key '{spec.key}'. A {spec.table} "
-            f"key ({', '.join(ent.key or ['id'])}) is written as its values joined by ' / ', "
+            f"--only {spec}: no {spec.table} record has the key '{spec.key}'. The key of "
+            f"{spec.table} ({', '.join(ent.key or ['id'])}) is written as its values joined by ' / ', "
             f"in column-name order, or as the bundle file name without .json; for example "
             f"{shown}."
         )
