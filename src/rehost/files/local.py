@@ -192,6 +192,8 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
             h = hashlib.sha256(data)
             _write_all(fd_out, data)
             copied = len(data)
+        elif before.st_blocks * 512 < before.st_size:  # fewer blocks than bytes: holes
+            h, copied = _copy_sparse(fd_in, fd_out, before.st_size)
         else:
             h, copied = _copy_stream(fd_in, fd_out)
         after = os.fstat(fd_in)
@@ -213,6 +215,44 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
     finally:
         os.close(fd_in)
     return Placed(placed, h.hexdigest(), copied, notes)
+
+
+_ZEROS = memoryview(bytes(BUFFER_SIZE))
+
+
+def _copy_sparse(fd_in: int, fd_out: int, size: int) -> tuple[Any, int]:
+    """Copy a file with holes: only its data is read and written (``SEEK_DATA`` /
+    ``SEEK_HOLE``), the holes stay holes on the target (``ftruncate`` sets the size)
+    and are hashed as the zeros they read as. (hash, bytes accounted for)."""
+    h = hashlib.sha256()
+    buf = bytearray(BUFFER_SIZE)
+    view = memoryview(buf)
+    pos = 0
+    while pos < size:
+        try:
+            data = min(os.lseek(fd_in, pos, os.SEEK_DATA), size)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nothing but a hole up to the end
+                raise
+            data = size
+        while pos < data:  # the hole before it
+            n = min(data - pos, BUFFER_SIZE)
+            h.update(_ZEROS[:n])
+            pos += n
+        if pos >= size:
+            break
+        hole = min(os.lseek(fd_in, data, os.SEEK_HOLE), size)
+        os.lseek(fd_out, data, os.SEEK_SET)
+        while pos < hole:
+            interrupt.check()
+            n = os.preadv(fd_in, [view[: min(hole - pos, BUFFER_SIZE)]], pos)
+            if not n:  # shrank meanwhile: the fstat after the copy reports it
+                return h, pos
+            h.update(view[:n])
+            _write_all(fd_out, view[:n])
+            pos += n
+    os.ftruncate(fd_out, size)
+    return h, pos
 
 
 def _copy_stream(fd_in: int, fd_out: int) -> tuple[Any, int]:
