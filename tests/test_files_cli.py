@@ -679,3 +679,27 @@ def test_case_only_names_on_a_case_insensitive_target(tmp_path: Path) -> None:
     rep = report("transfer", str(src), str(tmp_path / "plain"))
     assert rep["collisions"] == [] and rep["counts"]["copied"] == 5
     assert not [n for n in os.listdir(tmp_path / "plain") if is_temp_name(b(n))]  # probe gone
+
+
+def test_paths_longer_than_the_system_allows_are_reported(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "near.txt").write_text("near\n")
+    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    depth = 0
+    try:  # built with directory descriptors: no path here is ever longer than a name
+        while len(bytes(src)) + depth * 251 < 4200:
+            os.mkdir("d" * 250, dir_fd=fd)
+            inner = os.open("d" * 250, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = inner, depth + 1
+        os.close(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    rep = report("transfer", str(src), str(dst), code=1)
+    assert rep["counts"]["copied"] == 1 and (dst / "near.txt").read_text() == "near\n"
+    assert len(rep["errors"]) == 1, rep["errors"]
+    assert "path too long for this system" in rep["errors"][0]["error"]
+    assert rep["errors"][0]["path"].startswith("d" * 250 + "/")
+    text = rehost("transfer", str(src), str(dst)).stdout
+    assert "path too long for this system" in text

@@ -62,6 +62,11 @@ def describe(exc: OSError) -> str:
         return "permission denied"
     if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link where a file was listed
         return "replaced by a symbolic link during the run"
+    if exc.errno == errno.ENAMETOOLONG:
+        return (
+            "path too long for this system (4,096 bytes, or a name over 255): not reached; "
+            "move it higher in the tree or give a shorter root"
+        )
     return exc.strerror or str(exc)
 
 
