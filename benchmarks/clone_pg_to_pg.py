@@ -182,7 +182,7 @@ def main() -> None:
         t, m, out = timed(
             [rehost, "clone", f"{PG}/{src}", f"{PG}/{tgt}", "--jobs", str(args.jobs), "--json"]
         )
-        report = json.loads(out[: out.rindex("}") + 1])
+        report, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
         verified = "passed" if report["ok"] else "FAILED"
         load = max(x["seconds"] for x in report["tables"])
         check = sum(x["verify_seconds"] for x in report["tables"])

@@ -159,3 +159,14 @@ def test_a_type_sqlalchemy_does_not_know_is_an_error_even_on_the_same_engine():
     m = map_type(sa.types.NullType(), "postgresql", "postgresql", subject="t.geom")
     assert m.findings[0].code == "clone-type-unmapped"
     assert "untyped=TEXT" in m.findings[0].fix
+
+
+def test_mysql_unsigned_is_named_without_its_display_width():
+    from sqlalchemy.dialects import mysql
+
+    from rehost.clone.types import parse_overrides, type_names
+
+    names = type_names(mysql.BIGINT(display_width=20, unsigned=True), "mysql")
+    assert names[:2] == ["bigint(20)unsigned", "bigint unsigned"]
+    # What the clone-type-narrowed finding tells the user to write works.
+    assert "bigint unsigned" in parse_overrides(["bigint unsigned=NUMERIC(20)"])

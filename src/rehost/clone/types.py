@@ -70,6 +70,10 @@ def type_names(coltype: Any, dialect: str) -> list[str]:
     names: list[str] = []
     text = render(coltype, dialect).lower()
     names.append(_squash(text))
+    # MySQL's display widths mean nothing: "bigint(20) unsigned" is "bigint unsigned".
+    bare = _squash(re.sub(r"\(\d+\)", "", text))
+    if bare not in names:
+        names.append(bare)
     names.append(_squash(text.split("(", 1)[0]))
     own = getattr(coltype, "name", None)
     if isinstance(own, str) and own:
