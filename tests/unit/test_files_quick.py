@@ -124,3 +124,38 @@ def test_sparse_files_keep_their_holes(tmp_path: Path, jobs: int) -> None:
         assert os.stat(dst / name).st_blocks * 512 <= os.stat(src / name).st_blocks * 512 + 65536
     # The hashes recorded while copying are the content's: verify --content agrees.
     assert verify(str(src), str(dst), content=True, state_dir=tmp_path / "state").ok
+
+
+def test_killed_workers_fail_their_files_and_the_rest_is_copied(tmp_path: Path) -> None:
+    import signal
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for d in range(4):
+        (src / f"d{d}").mkdir(parents=True)
+        for i in range(200):
+            (src / f"d{d}" / f"f{i:03d}").write_bytes(os.urandom(2000))
+
+    class KillWorkers:
+        """On the first file recorded, SIGKILL every child process (the workers)."""
+
+        done = False
+
+        def update(self, files: int, nbytes: int) -> None:
+            if self.done:
+                return
+            self.done = True
+            for children in Path("/proc/self/task").glob("*/children"):
+                for pid in children.read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)
+
+    opts = TransferOptions(jobs=2, state_dir=tmp_path / "state")
+    rep = transfer(str(src), str(dst), opts, progress=KillWorkers())
+    failed = [e for e in rep.errors if e.message.startswith("copy worker failed")]
+    assert len(failed) == len(rep.errors)  # nothing else went wrong
+    assert rep.counts["copied"] + len(failed) == 800
+    again = transfer(str(src), str(dst), opts)
+    # A file a worker finished before it died is in place (and unchanged now).
+    assert again.ok and again.counts["copied"] <= len(failed)
+    assert again.counts["copied"] + again.counts["unchanged"] == 800 + 5
+    assert verify(str(src), str(dst), content=True, state_dir=tmp_path / "state").ok
+    assert not [p for p in dst.rglob(".rehost-tmp-*")]

@@ -126,7 +126,12 @@ class ProcessCopies:
             )
         batch, self.pending = self.pending, _Pending()
         self.window.acquire()
-        fut = self.pool.submit(copy_batch, self.src_root, self.dst_root, batch.jobs)
+        fut: Future[list[Placed | str]]
+        try:
+            fut = self.pool.submit(copy_batch, self.src_root, self.dst_root, batch.jobs)
+        except RuntimeError:  # BrokenProcessPool: a worker died (killed, out of memory)
+            fut = Future()  # the batches it held are reported failed; the rest copy here
+            fut.set_result(copy_batch(self.src_root, self.dst_root, batch.jobs))
         items = batch.items
         self.in_flight.add(fut)
 
@@ -151,7 +156,7 @@ class ProcessCopies:
                 raise exc
             if exc is not None:
                 for item in items:
-                    record(item, f"copy worker failed: {exc}")
+                    record(item, f"copy worker failed ({exc}); run again to finish")
                 continue
             for item, result in zip(items, fut.result(), strict=False):  # short if stopped
                 record(item, result)
