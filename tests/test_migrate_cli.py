@@ -550,6 +550,9 @@ def test_validate_without_source_checks_the_plan(demo, monkeypatch):
     assert failed.exit_code == 1 and "RH103 version mismatch" in failed.stdout
     accepted = js("validate", "--accept", "RH103", "--reason", "same schema")
     assert accepted["ok"] and accepted["accepted"] == {"RH103": "same schema"}
+    elsewhere = rehost_cli("validate", "--state", "other-state.db", "--json")
+    assert elsewhere.exit_code == 1  # another store: the error is not accepted there
+    assert json.loads(elsewhere.stdout)["accepted"] == {}
     assert rehost_cli("validate", "--target", "sqlite:///x.db").exit_code == 2
     source = f"sqlite:///{demo.parent / 'source.db'}"
     assert rehost_cli("validate", source, "--accept", "RH103", "--reason", "x").exit_code == 2

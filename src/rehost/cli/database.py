@@ -164,6 +164,9 @@ def validate_cmd(
         [], "--accept", help="Without SOURCE: accept the plan's errors with this code."
     ),
     reason: str = typer.Option("", "--reason", help="Why the accepted errors are acceptable."),
+    state: str | None = typer.Option(
+        None, "--state", help="Without SOURCE: the migration's state store (as for rehost check)."
+    ),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Check that the source can be exported (and, with --target, imported there);
@@ -183,7 +186,7 @@ def validate_cmd(
 
         if target is not None or profile is not None:
             raise UsageError("--target and --profile go with SOURCE; a plan names its own.")
-        check_plan(plan, None, accept, reason, json_out=json_out)
+        check_plan(plan, state, accept, reason, json_out=json_out)
         return
     if accept:
         raise UsageError("--accept is for the plan's checks: give no SOURCE.")
