@@ -472,8 +472,8 @@ class _Transfer:
         jobs = max(1, self.opt.jobs)
         done: queue.SimpleQueue[Future[_Outcome]] = queue.SimpleQueue()
         window = threading.BoundedSemaphore(jobs * WINDOW_PER_JOB)
-        procs = None
-        if self.quick and jobs > 1 and not self.opt.preview:  # local → local: processes
+        procs = None  # local → local: copies in forked processes (where there is fork)
+        if self.quick and jobs > 1 and not self.opt.preview and hasattr(os, "fork"):
             procs = ProcessCopies(self.source.root, self.target.root, worker_count(jobs))
         self.procs = procs
         pool = None
