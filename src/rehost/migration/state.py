@@ -114,28 +114,29 @@ class _Connection:
             from rehost.errors import UsageError
 
             url = make_url(where).set(drivername="postgresql")
+            self.engine = "postgresql"
             try:
                 self.raw: Any = psycopg.connect(
                     url.render_as_string(hide_password=False), autocommit=True, connect_timeout=10
                 )
-            except psycopg.Error as exc:
+                self.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+                self.raw.execute(f"SET search_path TO {PG_SCHEMA}")
+                self.raw.execute(self._script())
+            except psycopg.Error as exc:  # e.g. no right to create the schema or its tables
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
                 raise UsageError(f"Cannot open the state store {redact(where)}: {reason}") from None
-            self.engine = "postgresql"
-            self.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
-            self.raw.execute(f"SET search_path TO {PG_SCHEMA}")
         else:
             where.parent.mkdir(parents=True, exist_ok=True)
             self.raw = sqlite3.connect(where, isolation_level=None)
             self.engine = "sqlite"
             self.raw.execute("PRAGMA journal_mode=WAL")
+            self.raw.executescript(self._script())
+
+    def _script(self) -> str:
         script = SCHEMA
         for mark, text in _TYPES[self.engine].items():
             script = script.replace(mark, text)
-        if self.engine == "sqlite":
-            self.raw.executescript(script)
-        else:
-            self.raw.execute(script)
+        return script
 
     def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         if self.engine == "postgresql":
