@@ -1,18 +1,18 @@
-"""RH105: the target user lacks privileges a move needs (PostgreSQL), found by the checks
-before anything is written."""
+"""RH105: the target user lacks privileges a move needs (PostgreSQL, MariaDB), found by the
+checks before anything is written."""
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from tests.test_clone import run_sql
-from tests.test_migrate_cli import _clone_plan, _edit, ok, rehost_cli
+from tests.test_migrate_cli import _clone_plan, _edit, js, ok, rehost_cli
 
 
 @pytest.fixture
@@ -68,3 +68,73 @@ def test_clone_target_user_may_not_create_tables(tmp_path, pg_target):
     assert "may not create tables in schema public (to clone into)" in found["message"]
     run_sql(admin, f"GRANT CREATE ON SCHEMA public TO {make_url(user).username}")
     assert _rh105(plan) == []
+
+
+# ------------------------------------------------------------------------- MariaDB
+
+
+@pytest.fixture
+def maria_target(make_db) -> Iterator[tuple[str, str, Callable[[str], None]]]:
+    """(admin URL, URL of a new user without privileges, grant(PRIVILEGES ON WHAT)) on one
+    new database; the user exists for '%' and 'localhost' (a server that resolves
+    127.0.0.1 to localhost matches the latter) with the same grants."""
+    admin = make_db("mariadb")
+    user, password = "rh_t_" + secrets.token_hex(4), secrets.token_hex(8)
+    hosts = (f"'{user}'@'%%'", f"'{user}'@'localhost'")  # %% for the driver's formatting
+    run_sql(admin, *(f"CREATE USER {h} IDENTIFIED BY '{password}'" for h in hosts))
+
+    def grant(what: str) -> None:
+        run_sql(admin, *(f"GRANT {what} TO {h}" for h in hosts))
+
+    try:
+        url = make_url(admin).set(username=user, password=password)
+        yield admin, url.render_as_string(hide_password=False), grant
+    finally:
+        run_sql(admin, *(f"DROP USER IF EXISTS {h}" for h in hosts))
+
+
+def test_mariadb_bundle_target_user_without_privileges(tmp_path, maria_target):
+    admin, user, grant = maria_target
+    db = make_url(admin).database
+    ok("init", "--demo", str(tmp_path))
+    ok("clone", f"sqlite:///{tmp_path / 'target.db'}", admin)
+    plan = tmp_path / "rehost.yaml"
+    _edit(plan, 'app: {url: "sqlite:///target.db"}', f'app: {{url: "{user}"}}')
+    grant(f"SELECT ON `{db}`.*")  # without any privilege on it, no connecting to it
+    create, tables = (f["message"] for f in _rh105(plan))
+    assert f"may not create tables in database {db} (for the ledger table" in create
+    assert "lacks privileges the import needs: INSERT, UPDATE, DELETE on " in tables
+    assert ", projects, rehost_ledger," in tables
+
+    grant(f"INSERT ON `{db}`.*")
+    grant(f"UPDATE, DELETE ON `{db}`.`projects`")  # one table's grant
+    [create, tables] = (f["message"] for f in _rh105(plan))
+    assert "UPDATE, DELETE on " in tables and "projects" not in tables
+    grant(f"UPDATE, DELETE ON `{db}`.*")
+    [found] = _rh105(plan)
+    assert "may not create tables" in found["message"]  # the ledger's table only
+    _edit(plan, "    on_conflict: overwrite\n", "    on_conflict: overwrite\n    ledger: false\n")
+    assert _rh105(plan) == []
+    _edit(plan, "    ledger: false\n", "")
+    grant(f"CREATE ON `{db}`.`rehost_ledger`")
+    assert _rh105(plan) == []
+
+
+def test_mariadb_clone_target_user_privileges_one_by_one(tmp_path, maria_target):
+    admin, user, grant = maria_target
+    db = make_url(admin).database
+    ok("init", "--demo", str(tmp_path))
+    plan = tmp_path / "rehost.yaml"
+    _clone_plan(plan, user)
+    grant(f"SELECT ON `{db}`.*")  # without any privilege on it, no connecting to it
+    [found] = _rh105(plan)
+    assert found["message"].endswith(
+        f"lacks privileges on database {db} the clone needs: CREATE, DROP, ALTER, INDEX, INSERT."
+    )
+    grant(f"CREATE, DROP ON `{db}`.*")
+    [found] = _rh105(plan)
+    assert found["message"].endswith("the clone needs: ALTER, INDEX, INSERT.")
+    grant(f"ALTER, INDEX, INSERT ON `{db}`.*")
+    assert _rh105(plan) == []
+    # and these are enough: the clone runs as that user
+    assert js("run", "--plan", str(plan))["status"] in ("succeeded", "incomplete")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import grp
 import pwd
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,14 +99,16 @@ SELECT tab, name FROM owned WHERE NOT has_sequence_privilege(seq, 'USAGE') ORDER
 
 
 def _privileges(move: DatabaseMove, tgt_url: str, tables: list[str]) -> list[PlanFinding]:
-    """What the target user may not do that the move needs (PostgreSQL): create tables
-    (a clone; the ledger's table), read and write the tables an import writes, use
-    their ID sequences."""
+    """What the target user may not do that the move needs (PostgreSQL, MariaDB/MySQL):
+    create tables (a clone; the ledger's table), read and write the tables an import
+    writes, use their ID sequences."""
     from rehost.db.connect import open_engine
     from rehost.importer import LEDGER
 
     engine = open_engine(tgt_url, must_exist=False)
     try:
+        if engine.dialect.name in ("mysql", "mariadb"):
+            return _mysql_privileges(engine, move, tables)
         if engine.dialect.name != "postgresql":
             return []
         with engine.connect() as conn:
@@ -152,6 +155,165 @@ def _privileges(move: DatabaseMove, tgt_url: str, tables: list[str]) -> list[Pla
                 f"{user} lacks privileges the import needs: {'; '.join(problems)}.",
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO "
                 f"{user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {user};",
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------ MariaDB/MySQL grants
+#
+# SHOW GRANTS (the current user's, and those of its active role) rather than
+# information_schema: MariaDB's *_PRIVILEGES views leave out what a role gives.
+
+_GRANT = re.compile(
+    r"^GRANT (?P<privs>.+?) ON (?P<db>\*|`(?:[^`]|``)+`)\.(?P<table>\*|`(?:[^`]|``)+`) "
+    r"TO (?P<who>`(?:[^`]|``)*`(?:@`(?:[^`]|``)*`)?)"
+)
+_DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# A clone creates its tables, adds keys and indexes after the load (ALTER TABLE,
+# CREATE INDEX), sets AUTO_INCREMENT (ALTER), and drops its own tables to start
+# over after an interrupted attempt; MySQL (not MariaDB) checks REFERENCES.
+_CLONE_NEEDS = ("CREATE", "DROP", "ALTER", "INDEX", "SELECT", "INSERT")
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`")
+
+
+def _privilege_names(text: str) -> set[str]:
+    """'SELECT, INSERT (`a`, `b`), ALL PRIVILEGES' -> {'SELECT', 'ALL'}; column grants
+    (a list in parentheses) do not cover whole tables and are left out."""
+    items, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += ch
+    items.append(current)
+    out = set()
+    for item in (i.strip().upper() for i in items):
+        if "(" not in item:
+            out.add("ALL" if item in ("ALL", "ALL PRIVILEGES") else item)
+    return out
+
+
+def _db_pattern(pattern: str) -> tuple[re.Pattern[str], int | None]:
+    """A database name in a grant as a regex (LIKE wildcards, backslash escapes), and the
+    length of its literal start (None: no wildcard)."""
+    out, literal, prefix, i = "", 0, None, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += re.escape(pattern[i])
+            literal += 1
+        elif ch in "%_":
+            prefix = literal if prefix is None else prefix
+            out += ".*" if ch == "%" else "."
+        else:
+            out += re.escape(ch)
+            literal += 1
+        i += 1
+    return re.compile(out + r"\Z"), prefix
+
+
+def _mysql_grants(lines: list[str], db: str) -> tuple[set[str], dict[str, set[str]]]:
+    """What SHOW GRANTS gives on database ``db``: (on all its tables, by table name).
+
+    Per grantee (the user, its role): global privileges, plus those of the one
+    database entry that applies — the server uses the most specific match, not a
+    union: the name itself (``_`` unescaped included), else the pattern with the
+    longest literal start.
+    """
+    on_db: set[str] = set()
+    on_table: dict[str, set[str]] = {}
+    grantees: dict[str, list[tuple[int | None, set[str]]]] = {}
+    for line in lines:
+        match = _GRANT.match(line)
+        if not match:
+            continue  # a role granted, PROXY, a routine's grant
+        privs = _privilege_names(match["privs"])
+        if match["db"] == "*":
+            on_db |= privs  # global (*.*)
+            continue
+        name = _unquote(match["db"])
+        if match["table"] != "*":  # a table's grant names its database as it is
+            if name == db:
+                on_table.setdefault(_unquote(match["table"]), set()).update(privs)
+            continue
+        regex, prefix = _db_pattern(name)
+        if name.replace("\\", "") == db:
+            grantees.setdefault(match["who"], []).append((None, privs))
+        elif regex.match(db):
+            grantees.setdefault(match["who"], []).append((prefix or 0, privs))
+    for entries in grantees.values():
+        exact = [p for n, p in entries if n is None]
+        on_db |= exact[0] if exact else max(entries, key=lambda e: e[0] or 0)[1]
+    return on_db, on_table
+
+
+def _mysql_privileges(engine: Any, move: DatabaseMove, tables: list[str]) -> list[PlanFinding]:
+    from rehost.importer import LEDGER
+
+    try:
+        with engine.connect() as conn:
+            user, db, version = conn.exec_driver_sql(
+                "SELECT CURRENT_USER(), DATABASE(), VERSION()"
+            ).one()
+            lines = [row[0] for row in conn.exec_driver_sql("SHOW GRANTS")]
+    except RehostError:
+        return []  # unreachable: RH102 says so
+    if not db:
+        return []  # no database in the URL: RH102 says so
+    name, _, host = str(user).rpartition("@")
+    who = f"'{name}'@'{host}'"
+    on_db, on_table = _mysql_grants(lines, db)
+
+    def lacking(needed: tuple[str, ...], table: str | None = None) -> list[str]:
+        have = on_db | (on_table.get(table, set()) if table else set())
+        return [] if "ALL" in have else [p for p in needed if p not in have]
+
+    quoted = "`" + db.replace("`", "``") + "`"
+    out: list[PlanFinding] = []
+    if move.method == "clone":
+        needs = _CLONE_NEEDS + (() if "mariadb" in str(version).lower() else ("REFERENCES",))
+        missing = lacking(needs)
+        if missing:
+            out.append(
+                finding(
+                    "RH105",
+                    move.to,
+                    f"{who} lacks privileges on database {db} the clone needs: "
+                    f"{', '.join(missing)}.",
+                    f"GRANT {', '.join(needs)} ON {quoted}.* TO {who};",
+                )
+            )
+        return out
+    if move.ledger and lacking(("CREATE",), LEDGER):
+        out.append(
+            finding(
+                "RH105",
+                move.to,
+                f"{who} may not create tables in database {db} (for the ledger table {LEDGER}; "
+                "CREATE TABLE IF NOT EXISTS needs it even when the table is there).",
+                f"GRANT CREATE ON {quoted}.{LEDGER} TO {who}; or set ledger: false for this move.",
+            )
+        )
+    by_privileges: dict[str, list[str]] = {}
+    for t in sorted([*tables, *([LEDGER] if move.ledger else [])]):
+        missing = lacking(_DML, t)
+        if missing:
+            by_privileges.setdefault(", ".join(missing), []).append(t)
+    if by_privileges:
+        problems = [f"{p} on {', '.join(ts)}" for p, ts in by_privileges.items()]
+        out.append(
+            finding(
+                "RH105",
+                move.to,
+                f"{who} lacks privileges the import needs: {'; '.join(problems)}.",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON {quoted}.* TO {who};",
             )
         )
     return out
