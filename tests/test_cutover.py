@@ -8,15 +8,20 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 import rehost
+from rehost.cli.migrate import _stage_summary
 from rehost.migration import PlanError, parse_plan
+from tests.test_clone import run_sql
 from tests.test_migrate_cli import ENV, js, ok
 from tests.test_migrate_cli import rehost_cli as cli
+from tests.test_migrate_privileges import MariaUser, maria_user
 
 CUTOVER = """
 cutover:
@@ -149,6 +154,15 @@ def test_force_needs_a_reason_and_is_recorded(demo: Path):
         assert m.cutover_status()["status"] == "pending"
 
 
+def _insert(url: str) -> None:
+    eng = sa.create_engine(url)  # a new connection each time
+    try:
+        with eng.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    finally:
+        eng.dispose()
+
+
 def test_postgresql_source_frozen_with_default_transaction_read_only(tmp_path, make_db):
     url = make_db("postgresql")
     engine = sa.create_engine(url)
@@ -161,21 +175,13 @@ def test_postgresql_source_frozen_with_default_transaction_read_only(tmp_path, m
         "targets: {}\ncutover:\n  freeze:\n    - {builtin: read_only, database: old.app}\n"
     )
 
-    def insert() -> None:
-        eng = sa.create_engine(url)  # a new connection each time
-        try:
-            with eng.begin() as conn:
-                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
-        finally:
-            eng.dispose()
-
     with rehost.Migration(plan) as m:
         rep = m.cutover(force_reason="no moves: the source is only frozen")
         assert rep.status == "succeeded", rep.stages
         with pytest.raises(sa.exc.InternalError, match="read-only transaction"):
-            insert()
+            _insert(url)
         m.rollback("testing the rollback")
-        insert()
+        _insert(url)
         assert m.cutover_status()["history"][0]["reason"] == "no moves: the source is only frozen"
 
 
@@ -212,3 +218,67 @@ def test_kill_9_in_freeze_and_switch_then_resume(demo: Path):
     assert stages["delta"]["attempts"] == stages["verify"]["attempts"] == 1
     log = [e["message"] for e in js("log", "--plan", plan)]
     assert sum("exited 0: repointed" in m for m in log) == 1
+
+
+@pytest.fixture
+def maria_target(make_db) -> Iterator[MariaUser]:
+    yield from maria_user(make_db)
+
+
+def _global_read_only(admin: str) -> bool:
+    eng = sa.create_engine(admin)
+    try:
+        with eng.connect() as conn:
+            return bool(conn.exec_driver_sql("SELECT @@GLOBAL.read_only").scalar_one())
+    finally:
+        eng.dispose()
+
+
+def test_mariadb_source_frozen_with_global_read_only(tmp_path, maria_target):
+    """SET GLOBAL read_only is server-wide: the frozen window is kept short, and read_only
+    is set back to OFF whatever happens (other tests share the server)."""
+    admin, user, grant = maria_target
+    db = make_url(admin).database
+    run_sql(admin, "CREATE TABLE t (id int)")
+    grant(f"INSERT ON `{db}`.*")  # a plain user: root bypasses read_only
+    plan = tmp_path / "rehost.yaml"
+    plan.write_text(
+        "name: maria\nsources:\n  old:\n    databases:\n"
+        f"      app: {{url: '{admin}'}}\n      plain: {{url: '{user}'}}\n"
+        "targets: {}\ncutover:\n  freeze:\n    - {builtin: read_only, database: old.app}\n"
+    )
+    assert not _global_read_only(admin), "the server is read-only before the test"
+    with rehost.Migration(plan) as m:
+        preview = m.cutover(dry_run=True).stages[0]["actions"]
+        assert preview == ["read_only old.app (SET GLOBAL read_only: the whole server)"]
+        try:
+            rep = m.cutover(force_reason="no moves: the source is only frozen")
+            assert rep.status == "succeeded", rep.stages
+            with pytest.raises(sa.exc.DBAPIError, match="read-only"):
+                _insert(user)
+            assert m.rollback("testing the rollback")["undone"] == [
+                "old.app: the server's read_only restored to OFF"
+            ]
+            assert not _global_read_only(admin)
+            _insert(user)
+            # already ON before the freeze: the rollback leaves it ON
+            run_sql(admin, "SET GLOBAL read_only = ON")
+            again = m.cutover(force_reason="again")
+            assert again.status == "succeeded"
+            assert "ON before the freeze: left ON" in m.rollback("again")["undone"][0]
+            assert _global_read_only(admin)
+        finally:
+            run_sql(admin, "SET GLOBAL read_only = OFF")
+        frozen = m.cutover_status()["history"][0]
+        assert frozen["kind"] == "cutover" and frozen["reason"].startswith("no moves")
+    # what 'rehost cutover' prints for the freeze
+    assert _stage_summary(rep.stages[0]["detail"]).endswith("(server-wide read_only, was OFF)")
+    assert _stage_summary(again.stages[0]["detail"]).endswith("(server-wide read_only, was ON)")
+
+    # a user without READ_ONLY ADMIN (or SUPER): the freeze fails and says what it needs
+    plan.write_text(plan.read_text().replace("database: old.app}", "database: old.plain}"))
+    with rehost.Migration(plan) as m:
+        rep = m.cutover(force_reason="a plain user")
+        assert rep.status == "failed"
+        assert "needs the READ_ONLY ADMIN or SUPER privilege" in rep.stages[0]["error"]
+    assert not _global_read_only(admin)

@@ -73,8 +73,15 @@ def test_clone_target_user_may_not_create_tables(tmp_path, pg_target):
 # ------------------------------------------------------------------------- MariaDB
 
 
+MariaUser = tuple[str, str, Callable[[str], None]]
+
+
 @pytest.fixture
-def maria_target(make_db) -> Iterator[tuple[str, str, Callable[[str], None]]]:
+def maria_target(make_db) -> Iterator[MariaUser]:
+    yield from maria_user(make_db)
+
+
+def maria_user(make_db) -> Iterator[MariaUser]:
     """(admin URL, URL of a new user without privileges, grant(PRIVILEGES ON WHAT)) on one
     new database; the user exists for '%' and 'localhost' (a server that resolves
     127.0.0.1 to localhost matches the latter) with the same grants."""

@@ -397,7 +397,10 @@ def _stage_summary(detail: dict[str, Any]) -> str:
     """What a cutover stage did, in one line."""
     parts = []
     for record in detail.get("done", []):
-        if record.get("builtin"):
+        if "server_read_only" in record:
+            was = "ON" if record["server_read_only"] else "OFF"
+            parts.append(f"read_only {record['database']} (server-wide read_only, was {was})")
+        elif record.get("builtin"):
             was = (
                 f"mode {record['mode']:o}"
                 if "mode" in record

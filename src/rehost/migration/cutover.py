@@ -114,6 +114,42 @@ def _pg(url: str) -> Any:
     return open_engine(url).execution_options(isolation_level="AUTOCOMMIT")
 
 
+def _is_mysql(url: str) -> bool:
+    return url.startswith(("mysql", "mariadb"))
+
+
+# MariaDB error 1227: "Access denied; you need (at least one of) the ... privilege(s)"
+_ACCESS_DENIED = 1227
+
+
+def _mysql_read_only(m: Migration, database: str, on: bool) -> bool:
+    """SET GLOBAL read_only (server-wide) on a MariaDB/MySQL source; returns the value
+    it had before."""
+    import sqlalchemy as sa
+
+    engine = _pg(m.db_url(database))
+    try:
+        with engine.connect() as conn:
+            previous = bool(int(conn.exec_driver_sql("SELECT @@GLOBAL.read_only").scalar_one()))
+            if previous != on:
+                conn.exec_driver_sql(f"SET GLOBAL read_only = {'ON' if on else 'OFF'}")
+    except sa.exc.DBAPIError as exc:
+        orig = exc.orig or exc
+        reason = str(orig).strip().splitlines()[0]
+        if getattr(orig, "args", (None,))[0] == _ACCESS_DENIED:
+            raise RehostError(
+                f"Setting read_only on the server of {database} needs the READ_ONLY ADMIN or "
+                f"SUPER privilege (MySQL: SUPER or SYSTEM_VARIABLES_ADMIN): {reason}. Grant "
+                "it to that user, or freeze the source with a hook (run: ...) instead."
+            ) from None
+        raise RehostError(
+            f"Could not set read_only on the server of {database}: {reason}."
+        ) from None
+    finally:
+        engine.dispose()
+    return previous
+
+
 def freeze_read_only(m: Migration, action: ReadOnly) -> dict[str, Any]:
     """Make a source database read-only; returns what to restore."""
     url = m.db_url(action.database)
@@ -127,10 +163,19 @@ def freeze_read_only(m: Migration, action: ReadOnly) -> dict[str, Any]:
             "file": str(path),
             "mode": mode,
         }
+    if _is_mysql(url):
+        # read_only is server-wide: every database on that server stops taking writes
+        # (but from users with READ_ONLY ADMIN or SUPER, such as root).
+        previous = _mysql_read_only(m, action.database, True)
+        return {
+            "builtin": "read_only",
+            "database": action.database,
+            "server_read_only": previous,
+        }
     if not url.startswith("postgresql"):
         raise UsageError(
-            f"The read_only built-in handles SQLite and PostgreSQL sources; freeze "
-            f"{action.database} with a hook (run: ...) instead."
+            f"The read_only built-in handles SQLite, PostgreSQL and MariaDB/MySQL sources; "
+            f"freeze {action.database} with a hook (run: ...) instead."
         )
     engine = _pg(url)
     try:
@@ -152,6 +197,11 @@ def unfreeze_read_only(m: Migration, done: dict[str, Any]) -> str:
     if "file" in done:
         Path(done["file"]).chmod(int(done["mode"]))
         return f"{done['database']}: mode {int(done['mode']):o} restored"
+    if "server_read_only" in done:
+        if done["server_read_only"]:
+            return f"{done['database']}: the server's read_only was ON before the freeze: left ON"
+        _mysql_read_only(m, done["database"], False)
+        return f"{done['database']}: the server's read_only restored to OFF"
     engine = _pg(m.db_url(done["database"]))
     try:
         with engine.connect() as conn:
@@ -174,8 +224,14 @@ def unfreeze_read_only(m: Migration, done: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ stages
 
 
-def _describe(action: ReadOnly | Hook) -> str:
+def _describe(m: Migration, action: ReadOnly | Hook) -> str:
     if isinstance(action, ReadOnly):
+        try:
+            server_wide = _is_mysql(m.db_url(action.database))
+        except RehostError:  # e.g. an env: variable not set: said when it is needed
+            server_wide = False
+        if server_wide:
+            return f"read_only {action.database} (SET GLOBAL read_only: the whole server)"
         return f"read_only {action.database}"
     return f"run {action.run!r}"
 
@@ -194,7 +250,7 @@ def _actions(m: Migration, stage: str, step: Step, ctx_progress: Progress) -> No
             if action.undo:
                 record["undo"] = action.undo
                 record["timeout"] = action.timeout
-        m.store.event(f"cutover:{stage}", "action", f"{stage}: {_describe(action)} done")
+        m.store.event(f"cutover:{stage}", "action", f"{stage}: {_describe(m, action)} done")
         done.append(record)
         step.detail["done"] = done
         m.store.stage_detail(stage, step.detail)
@@ -258,9 +314,9 @@ def _record(m: Migration, step: Step, progress: Progress) -> None:
 def _preview(m: Migration, stage: str) -> list[str]:
     c = m.plan.cutover
     if stage == "freeze":
-        return [_describe(a) for a in c.freeze] or ["nothing to freeze (no cutover.freeze)"]
+        return [_describe(m, a) for a in c.freeze] or ["nothing to freeze (no cutover.freeze)"]
     if stage == "switch":
-        return [_describe(a) for a in c.switch] or ["nothing to switch (no cutover.switch)"]
+        return [_describe(m, a) for a in c.switch] or ["nothing to switch (no cutover.switch)"]
     if stage == "delta":
         out = []
         for move in m.plan.databases:

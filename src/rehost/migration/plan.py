@@ -107,7 +107,9 @@ class Hook(_Strict):
 
 class ReadOnly(_Strict):
     """A built-in freeze of a source database: PostgreSQL ``default_transaction_read_only``
-    (existing sessions are not terminated), SQLite: the file made read-only (chmod a-w)."""
+    (existing sessions are not terminated), SQLite: the file made read-only (chmod a-w),
+    MariaDB/MySQL: ``SET GLOBAL read_only = ON`` (the whole server; needs READ_ONLY ADMIN
+    or SUPER, whose holders can still write)."""
 
     builtin: Literal["read_only"]
     database: str
