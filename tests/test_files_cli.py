@@ -675,6 +675,30 @@ def test_case_only_names_on_a_case_insensitive_target(tmp_path: Path) -> None:
     assert sorted(p.name for p in dst.iterdir()) == ["Docs", "README", "other"]
     text = ok(*args)
     assert "Names that differ only in case" in text and "Readme: same name as README" in text
+    # verify with the same option: the names not sent are case collisions, not missing.
+    check = ("verify", str(src), str(dst), "--case-insensitive-target")
+    rep = report(*check, "--content")
+    assert rep["ok"] and rep["differences"] == [] and rep["extra"] == []
+    assert rep["collisions"] == [
+        {"path": "Readme", "with": "README"},
+        {"path": "docs", "with": "Docs"},
+    ]
+    assert rep["skipped"] == [
+        {"path": "docs/b.txt", "reason": "inside a directory whose name differs only in case"}
+    ]
+    text = ok(*check)
+    assert "Readme: same name as README" in text and "ok" in text
+    # Without it (the probe finds this target case-sensitive) they are missing.
+    rep = report("verify", str(src), str(dst), code=1)
+    assert sorted(d["path"] for d in rep["differences"] if d["what"] == "missing") == [
+        "Readme",
+        "docs",
+        "docs/b.txt",
+    ]
+    # Anything else that differs still fails verify.
+    (dst / "other").write_text("changed\n")
+    rep = report(*check, code=1)
+    assert {d["path"] for d in rep["differences"]} == {"other"} and len(rep["collisions"]) == 2
     # On a case-sensitive target (probed: this one) every name is sent.
     rep = report("transfer", str(src), str(tmp_path / "plain"))
     assert rep["collisions"] == [] and rep["counts"]["copied"] == 5

@@ -415,6 +415,11 @@ def _render_verify(rep: VerifyReport) -> None:
             f"  [red]error[/]     {escape(display(path))}  [dim]{escape(error)}[/]", soft_wrap=True
         )
     _listed("Only on the target (not a difference)", [display(p) for p in rep.extra])
+    _listed(
+        "Names that differ only in case (the target ignores case; not sent, not a difference)",
+        [f"{display(p)}: same name as {display(w)}" for p, w in rep.collisions],
+        style="yellow",
+    )
     _listed("Skipped", [f"{display(p)}: {r}" for p, r in rep.skipped])
     if rep.ok:
         out.print("[green]ok[/]: no differences")
@@ -433,6 +438,12 @@ def verify_cmd(
     owners: str = OWNERS_OPT,
     map_user: list[str] = MAP_USER_OPT,
     map_group: list[str] = MAP_GROUP_OPT,
+    case_insensitive_target: bool = typer.Option(
+        False,
+        "--case-insensitive-target",
+        help="Treat the target as ignoring case in names, as transfer did (local targets "
+        "are probed).",
+    ),
     state: Path | None = STATE_OPT,
     json_out: bool = JSON_OPT,
     sftp_password_file: Path | None = SFTP_PASSWORD_OPT,
@@ -449,7 +460,8 @@ def verify_cmd(
     remote = _remote_options(sftp_password_file, sftp_known_hosts, sftp_key, s3_endpoint_url,
                              s3_region, retries)  # fmt: skip
     rep = verify(src, dst, content=content, owners=_owner_map(owners, map_user, map_group),
-                 state_dir=state, remote=remote)  # fmt: skip
+                 state_dir=state, remote=remote,
+                 case_insensitive=True if case_insensitive_target else None)  # fmt: skip
     if json_out:
         print_json(rep.to_json())
     else:

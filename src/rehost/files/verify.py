@@ -2,6 +2,9 @@
 
 Every difference is reported, one per path and aspect. Names only on the target
 are listed as ``extra`` but are not differences: a transfer keeps them by default.
+On a case-insensitive target, names that differ only in case from another in the
+same source directory (all but the first in byte order, which transfer sends
+alone) are listed as ``collisions``, not as differences, as is what lies under them.
 With ``--content`` both sides are hashed; a target hash recorded in the manifest
 is used instead of reading the target while the file's size, mtime, ctime and
 inode are still the recorded ones (any write changes the ctime).
@@ -23,13 +26,22 @@ from rehost.files.entry import (
     SYMLINK,
     Entry,
     display,
+    parent,
 )
 from rehost.files.location import LOCAL, RemoteOptions
 from rehost.files.manifest import Manifest, default_state_dir
 from rehost.files.owners import OwnerMap
-from rehost.files.plan import Wanted, is_temp_name, metadata_differences
+from rehost.files.plan import (
+    Wanted,
+    case_collisions,
+    fold,
+    is_temp_name,
+    metadata_differences,
+)
 from rehost.files.transfer import fit, resolve_pair
 from rehost.files.walk import Listing, WalkError, describe
+
+INSIDE_COLLISION = "inside a directory whose name differs only in case"
 
 
 @dataclass
@@ -51,6 +63,7 @@ class VerifyReport:
     differences: list[Difference] = field(default_factory=list)
     extra: list[bytes] = field(default_factory=list)
     skipped: list[tuple[bytes, str]] = field(default_factory=list)
+    collisions: list[tuple[bytes, bytes]] = field(default_factory=list)  # (not sent, kept)
     errors: list[tuple[bytes, str]] = field(default_factory=list)
     hashes_from_manifest: int = 0
     seconds: float = 0.0
@@ -69,6 +82,7 @@ class VerifyReport:
             "differences": [d.to_json() for d in self.differences],
             "extra": [display(p) for p in self.extra],
             "skipped": [{"path": display(p), "reason": r} for p, r in self.skipped],
+            "collisions": [{"path": display(p), "with": display(w)} for p, w in self.collisions],
             "errors": [{"path": display(p), "error": e} for p, e in self.errors],
             "hashes_from_manifest": self.hashes_from_manifest,
             "seconds": round(self.seconds, 3),
@@ -99,8 +113,12 @@ def verify(
     state_dir: Path | None = None,
     xattrs: bool = True,
     remote: RemoteOptions | None = None,
+    case_insensitive: bool | None = None,
 ) -> VerifyReport:
-    """Compare the trees (read only on both sides) and list every difference."""
+    """Compare the trees (read only on both sides) and list every difference.
+
+    ``case_insensitive``: as for transfer; None = probe a local target (read only),
+    take SFTP and S3 as case-sensitive."""
     started = time.monotonic()
     src_loc, dst_loc = resolve_pair(src_url, dst_url)
     owners = owners or OwnerMap()
@@ -117,15 +135,32 @@ def verify(
     source.use_manifest(default_state_dir(src_loc.state_key) / "manifest.sqlite")
     caps, both_local = target.capabilities, source.capabilities is target.capabilities is LOCAL
     dirs_comparable = source.capabilities.directories and caps.directories
+    if case_insensitive is None:
+        case_insensitive = isinstance(target, local.LocalTree) and local.case_insensitive(
+            target.root, write=False
+        )
+    collide: dict[bytes, bytes] = {}  # rel not sent → the name sent in its place
+    pruned: set[bytes] = set()  # directories not sent: their contents are not compared
     try:
         for item in source.walk():
             if isinstance(item, WalkError):
                 report.errors.append((item.rel, item.message))
                 continue
             if isinstance(item, Listing):
-                _extras(target, item, report)
+                if item.rel not in pruned:
+                    _extras(target, item, report, collide if case_insensitive else None)
                 continue
             src = item
+            if src.rel and parent(src.rel) in pruned:
+                report.skipped.append((src.rel, INSIDE_COLLISION))
+                if src.kind == DIR:
+                    pruned.add(src.rel)
+                continue
+            if collide and src.rel in collide:
+                report.collisions.append((src.rel, collide.pop(src.rel)))
+                if src.kind == DIR:
+                    pruned.add(src.rel)
+                continue
             if src.kind in SPECIAL_KINDS:
                 report.skipped.append((src.rel, f"special file ({src.kind})"))
                 continue
@@ -182,12 +217,26 @@ def verify(
     return report
 
 
-def _extras(target: local.LocalTree | Any, listing: Listing, report: VerifyReport) -> None:
+def _extras(
+    target: local.LocalTree | Any,
+    listing: Listing,
+    report: VerifyReport,
+    collide: dict[bytes, bytes] | None,
+) -> None:
+    """Names only on the target; with ``collide`` (a case-insensitive target), also
+    record this directory's case-only duplicates and match names by folded case."""
+    folded: set[str] = set()
+    if collide is not None:
+        at = listing.rel + b"/" if listing.rel else b""
+        for name, kept in case_collisions(listing.names).items():
+            collide[at + name] = at + kept
+        folded = {fold(name) for name in listing.names}
     try:
         names = target.names(listing.rel) or []
     except OSError as exc:
         report.errors.append((listing.rel, f"cannot list target directory: {describe(exc)}"))
         return
     for name, _is_dir in names:
-        if name not in listing.names and not is_temp_name(name):
-            report.extra.append(listing.rel + b"/" + name if listing.rel else name)
+        if name in listing.names or is_temp_name(name) or (folded and fold(name) in folded):
+            continue
+        report.extra.append(listing.rel + b"/" + name if listing.rel else name)
