@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rehost.cli import app
-from rehost.files.location import RemoteOptions
+from rehost.files.location import RemoteOptions, parse_location
+from rehost.files.remote import S3Tree
 from rehost.files.transfer import TransferOptions, transfer
 from tests.test_files_cli import T_OLD, b, snapshot
 
@@ -333,6 +335,25 @@ def test_s3_round_trip(s3_server: S3Server, bucket: str, tmp_path: Path) -> None
     big = s3_server.client.head_object(Bucket=bucket, Key="data/docs/deep/data.bin")  # type: ignore[attr-defined]
     assert big["ContentLength"] == 3_000_000
     assert snapshot(src) == before
+
+    # Small objects: the PUT's ETag is recorded, no HEAD after it; the LastModified
+    # comes from one listing per directory at the end, so every record is complete
+    # and a later look at the tree needs no HEAD per object.
+    manifest = Path(rep["state"]) / "manifest.sqlite"
+    with sqlite3.connect(manifest) as db:
+        recorded = dict(db.execute("SELECT path, ctime_ns FROM files").fetchall())
+    listed = {
+        o["Key"].removeprefix("data/").encode(): int(o["LastModified"].timestamp() * 1e9)
+        for o in s3_server.client.list_objects_v2(Bucket=bucket, Prefix="data/")["Contents"]  # type: ignore[attr-defined]
+    }
+    assert recorded == listed
+    tree = S3Tree(parse_location(url, "target"), RemoteOptions(s3_endpoint_url=s3_server.endpoint))
+    tree.use_manifest(manifest)
+    try:
+        assert [e.rel for e in tree.scan(b"docs")] == [b"docs/deep", b"docs/readme.txt"]
+        assert tree.heads == 0
+    finally:
+        tree.close()
 
     verified = files("verify", str(src), url, "--content", *opts)
     assert verified["ok"] and verified["hashes_from_manifest"] == 6  # no object read back

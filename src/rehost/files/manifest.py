@@ -17,6 +17,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,20 @@ class Manifest:
             (dst.rel, dst.size, dst.mtime_ns, dst.ctime_ns, dst.ino, dst.mode, sha256)
         )
         self._tick()
+
+    def settle(self, seen: Iterable[tuple[bytes, int, int, int]]) -> None:
+        """Fill in the ctime (an S3 object's LastModified) of records written without
+        one (0), from (rel, size, ctime_ns, ino) seen in a listing, where size and ino
+        (the ETag) are still the recorded ones."""
+        if self._db is None:
+            return
+        self._flush()
+        self._db.executemany(
+            "UPDATE files SET ctime_ns = ? WHERE path = ? AND ctime_ns = 0 AND size = ? "
+            "AND ino = ?",
+            ((ctime_ns, rel, size, ino) for rel, size, ctime_ns, ino in seen),
+        )
+        self.commit()
 
     def forget(self, rel: bytes) -> None:
         """Drop ``rel`` and everything under it (it was removed from the target)."""

@@ -17,7 +17,11 @@ pair of stores alike. The libraries are imported only when such a URL is used.
   so no temporary names. mtime (ns), mode, owner and group names and the SHA-256
   go in object metadata (``x-amz-meta-rehost-*``). Listings give size, ETag and
   LastModified; mtime and mode come from the manifest while those still match
-  what was recorded, and from a HEAD request otherwise. Symbolic links are not
+  what was recorded, and from a HEAD request otherwise. An object below
+  :data:`PART_SIZE` is one PUT whose response gives the ETag the manifest
+  records, no HEAD after it; its LastModified (not in the response) is recorded
+  from one listing per directory at the end of the run (until then the record
+  matches by size and ETag). Symbolic links are not
   stored (S3 has no links; they are skipped and reported); hard links become
   separate objects; directories exist only as key prefixes (no empty ones).
 
@@ -611,6 +615,7 @@ class S3Tree(_RemoteTree):
         self._records: _ManifestLookup | None = None
         self.dir_mtime_ns = time.time_ns() // 1_000_000_000 * 1_000_000_000
         self.heads = 0  # HEAD requests made for metadata (the manifest spares them)
+        self._unsettled: set[bytes] = set()  # directories PUT into, LastModified not seen
 
     def _connect(self) -> Any:
         with self._lock:
@@ -722,9 +727,11 @@ class S3Tree(_RemoteTree):
         """The entry from the manifest, while the object is still the one recorded."""
         rec = self._records.get(rel) if self._records is not None else None
         size, lm_ns, ino = self._identity(info)
-        if rec is None or (rec.size, rec.ctime_ns, rec.ino) != (size, lm_ns, ino):
+        if rec is None or (rec.size, rec.ino) != (size, ino):
             return None
-        return Entry(rel, FILE, size, rec.mtime_ns, rec.mode, 0, 0, ctime_ns=lm_ns, ino=ino)
+        if rec.ctime_ns != lm_ns and rec.ctime_ns != 0:  # 0: PUT, LastModified not yet seen
+            return None
+        return Entry(rel, FILE, size, rec.mtime_ns, rec.mode, 0, 0, ctime_ns=rec.ctime_ns, ino=ino)
 
     def _file(self, rel: bytes, info: dict[str, Any], meta: dict[str, str] | None = None) -> Entry:
         size, lm_ns, ino = self._identity(info)
@@ -814,19 +821,63 @@ class S3Tree(_RemoteTree):
             try:
                 # Metadata goes with the upload's first request: it comes from the source
                 # as opened, and finish() checks that the file did not change since.
-                with fs.open(
-                    key, "wb", Metadata=_object_meta(reader.entry), block_size=PART_SIZE
-                ) as f:
-                    sha, copied, src = stream_copy(reader, f.write)
+                if reader.entry.size < PART_SIZE:
+                    sha, copied, src, info = self._put(fs, rel, reader)
+                else:
+                    with fs.open(
+                        key, "wb", Metadata=_object_meta(reader.entry), block_size=PART_SIZE
+                    ) as f:
+                        sha, copied, src = stream_copy(reader, f.write)
+                    info = fs.info(key, refresh=True)
             finally:
                 reader.close()
-            info = fs.info(key, refresh=True)
             self._remember(rel, info)
             return Placed(self._file(rel, info, {META + "mtime-ns": str(src.mtime_ns),
                                                  META + "mode": f"{src.mode:o}"}),
                           sha, copied)  # fmt: skip
 
         return self._retry(once)
+
+    def _put(self, fs: Any, rel: bytes, reader: Any) -> tuple[str, int, Entry, dict[str, Any]]:
+        """A file below the multipart threshold in one PUT, whose response gives the
+        ETag: no HEAD after it. The LastModified is not in the response; it is left
+        0 (the manifest then matches size and ETag) until ``settle`` lists it."""
+        chunks: list[bytes] = []
+        total = 0
+
+        def keep(chunk: bytes) -> None:
+            nonlocal total
+            total += len(chunk)
+            if total >= PART_SIZE:  # it was smaller when opened: it is growing
+                raise FileChanged("changed while it was being copied")
+            chunks.append(chunk)
+
+        sha, copied, src = stream_copy(reader, keep)
+        key = self.key(rel)
+        bucket, path, _ = fs.split_path(key)
+        put = fs.call_s3(
+            "put_object", Bucket=bucket, Key=path, Body=b"".join(chunks),
+            Metadata=_object_meta(reader.entry),
+        )  # fmt: skip
+        with self._lock:
+            self._unsettled.add(parent(rel))
+        info = {"name": key, "size": copied, "type": "file", "ETag": put["ETag"]}
+        return sha, copied, src, info
+
+    def settle(self) -> list[tuple[bytes, int, int, int]]:
+        """(rel, size, LastModified in ns, ETag as a number) of the objects in the
+        directories this run PUT into, from one fresh listing each (not a HEAD per
+        object): what the manifest records in place of the LastModified left 0."""
+        with self._lock:
+            dirs, self._unsettled = sorted(self._unsettled), set()
+            for rel in dirs:
+                self._listings.pop(rel, None)
+        out = []
+        for rel in dirs:
+            for name, info in self._list(rel).items():
+                if info.get("type") != "directory":
+                    out.append((rel + b"/" + name if rel else name, *self._identity(info)))
+        return out
 
     def symlink(self, src: Entry, wanted: Wanted) -> Placed:
         raise AssertionError("symbolic links are not stored on S3")

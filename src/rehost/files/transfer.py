@@ -18,6 +18,7 @@ allowed), everything else on the source is ``lstat``/``readlink``/``listxattr``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat
@@ -461,6 +462,7 @@ class _Transfer:
             self._link_later()
             self._finish_dirs()
             self._remove_extra()
+            self._settle()
         finally:
             self.manifest.close()
             self.source.close()
@@ -746,6 +748,16 @@ class _Transfer:
                     self.target.set_metadata(src.rel, src, wanted, dst.xattrs)
             except OSError as exc:
                 self._error(src.rel, f"cannot set directory metadata: {describe(exc)}")
+
+    def _settle(self) -> None:
+        """S3: record the LastModified of the objects PUT this run, from one listing per
+        directory. Records still without one match by size and ETag, so a listing that
+        fails here costs nothing but that."""
+        settle = getattr(self.target, "settle", None)
+        if settle is None or self.opt.preview:
+            return
+        with contextlib.suppress(OSError):
+            self.manifest.settle(settle())
 
     def _remove_extra(self) -> None:
         if not self.opt.delete_extra:
