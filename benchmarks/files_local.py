@@ -22,6 +22,11 @@ Run::
 
     ./dev bench benchmarks/files_local.py                   # 5,000 small, 4 × 128 MiB
     ./dev bench benchmarks/files_local.py --small 50000 --dirs 500 --big-mib 512 --repeat 3
+    ./dev bench benchmarks/files_local.py --empty-dirs 100000   # memory with many directories
+
+``--empty-dirs N`` measures only that: N empty directories (two levels), a first
+copy and a re-run by rehost and rsync -a, to show that rehost's peak memory does
+not grow with the directory count (their times are set at the end, deepest first).
 
 The work directory (default ``benchmarks/work/files``) is deleted first and at the
 end unless ``--keep``. Results are printed as a Markdown table.
@@ -91,6 +96,29 @@ def make_big(root: Path, count: int, mib: int) -> None:
                 f.write(block)
 
 
+def make_dirs(root: Path, count: int) -> None:
+    fan = int(count**0.5) + 1
+    for n in range(count):
+        os.makedirs(root / f"d{n // fan:04d}" / f"e{n % fan:04d}")
+
+
+def empty_dirs(work: Path, count: int, env: dict[str, str], rsync: str | None) -> None:
+    make_dirs(work / "dirs", count)
+    rows: list[tuple[str, str, float, int, float | None]] = []
+    data = f"{count:,} empty directories"
+    for label, cmd in [
+        ("rehost", [*REHOST, str(work / "dirs"), str(work / "r-dirs")]),
+        ("rsync -a", [rsync or "", "-a", f"{work / 'dirs'}/", f"{work / 's-dirs'}/"]),
+    ]:
+        if cmd[0]:
+            rows.append((data, f"{label}: first copy", *run(cmd, env)))
+            rows.append((data, f"{label}: no-change re-run", *run(cmd, env)))
+    run([sys.executable, "-m", "rehost", "files", "verify", str(work / "dirs"),
+         str(work / "r-dirs")], env)  # fmt: skip
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print_rows(rows)
+
+
 def warm(root: Path) -> None:
     for dirpath, _, names in os.walk(root):
         for name in names:
@@ -109,6 +137,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=HERE / "work" / "files")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument(
+        "--empty-dirs", type=int, metavar="N", help="only: N empty directories (memory)"
+    )
+    ap.add_argument(
         "--repeat", type=int, default=1, help="runs of each measurement; the median is shown"
     )
     args = ap.parse_args()
@@ -119,6 +150,13 @@ def main() -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(work / "state")}
     tools = {"rsync": shutil.which("rsync"), "rclone": shutil.which("rclone"), "cp": "cp"}
     rows: list[tuple[str, str, float, int, float | None]] = []
+    if args.empty_dirs:
+        try:
+            empty_dirs(work, args.empty_dirs, env, tools["rsync"])
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         small_bytes = make_small(work / "small", args.small, args.dirs)
         make_big(work / "big", args.big, args.big_mib)

@@ -727,3 +727,43 @@ def test_paths_longer_than_the_system_allows_are_reported(tmp_path: Path) -> Non
     assert rep["errors"][0]["path"].startswith("d" * 250 + "/")
     text = rehost("transfer", str(src), str(dst)).stdout
     assert "path too long for this system" in text
+
+
+def test_directory_times_and_modes_past_the_in_memory_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The final directory pass keeps few directories in memory, the rest in a
+    # temporary file: with a batch of 3, most of these go through that file.
+    from rehost.files import transfer as transfer_module
+
+    monkeypatch.setattr(transfer_module, "DIRS_IN_MEMORY", 3)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    dirs = [src / f"d{i}" / f"e{j}" for i in range(4) for j in range(3)]
+    for n, d in enumerate(dirs):
+        d.mkdir(parents=True)
+        (d / "f.txt").write_text(f"{n}\n")
+    all_dirs = sorted({src, *dirs, *(d.parent for d in dirs)}, key=lambda p: -len(p.parts))
+    for n, d in enumerate(all_dirs):  # deepest first: setting a child's time leaves the parent's
+        os.chmod(d, 0o750 if n % 2 else 0o755)
+        os.utime(d, ns=(T_OLD + n * 1_000_000_007, T_OLD + n * 1_000_000_007))
+
+    def dir_meta(root: Path) -> dict[str, tuple[int, int]]:
+        out = {}
+        for d in [root, *root.rglob("*")]:
+            if d.is_dir():
+                st = os.lstat(d)
+                out[str(d.relative_to(root))] = (st.st_mtime_ns, stat.S_IMODE(st.st_mode))
+        return out
+
+    expected = dir_meta(src)
+    assert len(expected) == 17
+    rep = report("transfer", str(src), str(dst))
+    assert rep["ok"] and rep["counts"]["copied"] == 12
+    assert dir_meta(dst) == expected
+    # --delete-extra walks them again, to restore the times of the directories it emptied.
+    (dst / "d1" / "e2" / "extra.txt").write_text("extra\n")
+    (dst / "d3" / "extra.txt").write_text("extra\n")
+    rep = report("transfer", str(src), str(dst), "--delete-extra")
+    assert sorted(rep["removed"]) == ["d1/e2/extra.txt", "d3/extra.txt"]
+    assert dir_meta(dst) == expected
+    assert report("verify", str(src), str(dst))["ok"]

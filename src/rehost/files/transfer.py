@@ -19,13 +19,15 @@ allowed), everything else on the source is ``lstat``/``readlink``/``listxattr``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
+import sqlite3
 import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -245,6 +247,57 @@ def lost(src: Entry, source: Capabilities, target: Capabilities) -> list[str]:
     return notes
 
 
+DIRS_IN_MEMORY = 4096  # directories kept in a list before they go to a temporary file
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+class _Dirs:
+    """The directories a transfer made or checked, for the metadata pass at the end
+    (children before parents). Only what that pass uses is kept (name, times, mode,
+    owner; xattrs are read again then), and past ``DIRS_IN_MEMORY`` the rows go to
+    a private temporary SQLite file, so memory stays flat however many there are."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[bytes, int | str, int | str, int, int, int]] = []
+        self._db: sqlite3.Connection | None = None
+
+    def append(self, src: Entry) -> None:
+        # Times past SQLite's 64-bit integers (year 2262 on) are kept as text.
+        mtime = src.mtime_ns if src.mtime_ns in _INT64 else str(src.mtime_ns)
+        atime = src.atime_ns if src.atime_ns in _INT64 else str(src.atime_ns)
+        self._rows.append((src.rel, mtime, atime, src.mode, src.uid, src.gid))
+        if len(self._rows) >= DIRS_IN_MEMORY:
+            if self._db is None:
+                self._db = sqlite3.connect("")  # a temporary file, removed when closed
+                self._db.execute(
+                    "CREATE TABLE dirs (seq INTEGER PRIMARY KEY, rel BLOB, mtime, atime, "
+                    "mode INTEGER, uid INTEGER, gid INTEGER)"
+                )
+            self._db.executemany(
+                "INSERT INTO dirs (rel, mtime, atime, mode, uid, gid) VALUES (?, ?, ?, ?, ?, ?)",
+                self._rows,
+            )
+            self._rows.clear()
+
+    def reversed(self) -> Iterator[Entry]:
+        """The directories in reverse order of ``append``."""
+        rows: Iterable[tuple[Any, ...]] = reversed(self._rows)
+        if self._db is not None:
+            rows = itertools.chain(
+                rows,
+                self._db.execute(
+                    "SELECT rel, mtime, atime, mode, uid, gid FROM dirs ORDER BY seq DESC"
+                ),
+            )
+        for rel, mtime, atime, mode, uid, gid in rows:
+            yield Entry(rel, DIR, 0, int(mtime), mode, uid, gid, atime_ns=int(atime))
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
 class _Transfer:
     def __init__(
         self,
@@ -267,7 +320,7 @@ class _Transfer:
         self.report = TransferReport(
             src.label, dst.label, options.preview, str(state), delete_extra=options.delete_extra
         )
-        self.dirs: list[Entry] = []  # pre-order; reversed = children before parents
+        self.dirs = _Dirs()  # pre-order; reversed = children before parents
         self.pruned: dict[bytes, str] = {}  # directory not transferred → reason
         self.first_link: dict[tuple[int, int], bytes] = {}  # (dev, ino) → first rel
         self.placed_ino: dict[bytes, int] = {}  # first rel of a hard-link group → target ino
@@ -464,6 +517,7 @@ class _Transfer:
             self._remove_extra()
             self._settle()
         finally:
+            self.dirs.close()
             self.manifest.close()
             self.source.close()
             self.target.close()
@@ -735,7 +789,7 @@ class _Transfer:
         """Directory metadata, deepest first, after everything inside was written."""
         if self.opt.preview:
             return
-        for src in reversed(self.dirs):
+        for src in self.dirs.reversed():
             try:
                 if self.opt.xattrs:
                     src = self.source.with_xattrs(src)
@@ -778,7 +832,7 @@ class _Transfer:
             self.report.counts["removed"] += 1
         if not self.opt.preview:
             parents = {parent(rel) for rel in self.report.removed}
-            for src in reversed(self.dirs):  # removing changed these directories' mtimes
+            for src in self.dirs.reversed():  # removing changed these directories' mtimes
                 if src.rel in parents:
                     self.target.set_times(src.rel, src)
 
