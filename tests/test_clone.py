@@ -409,6 +409,28 @@ def test_human_output_has_a_summary_table(chinook_sqlite_path, make_db, tmp_path
     assert result.exit_code == 0, result.output
     assert "Artist" in result.stdout and "Album" in result.stdout and "verified" in result.stdout
     assert "2 tables, 622 rows" in result.stdout
+    assert "bytes" in result.stdout and "rows/s" in result.stdout
+
+
+BYTE_PAIRS = [
+    ("sqlite", "postgresql"),  # COPY text
+    ("postgresql", "postgresql"),  # binary COPY piped
+    ("sqlite", "mariadb"),  # multi-row INSERTs
+    ("postgresql", "sqlite"),  # pages written
+]
+
+
+@pytest.mark.parametrize(("src", "dst"), BYTE_PAIRS, ids=[f"{s}-to-{t}" for s, t in BYTE_PAIRS])
+def test_json_carries_the_bytes_each_table_moved(chinook_url, make_db, src, dst):
+    source = chinook_url(src)
+    first = clone_json(source, make_db(dst))
+    # The same data moves the same bytes, one table at a time or several at once.
+    jobs = "2" if dst != "sqlite" else "1"
+    again = clone_json(source, make_db(dst), "--jobs", jobs)
+    sizes = {t["table"]: t["bytes"] for t in first["tables"]}
+    assert all(n > 0 for n in sizes.values()), sizes
+    assert {t["table"]: t["bytes"] for t in again["tables"]} == sizes
+    assert first["bytes"] == sum(sizes.values()) == again["bytes"]
 
 
 @pytest.mark.parametrize("dst", ["postgresql", "mariadb", "sqlite"])

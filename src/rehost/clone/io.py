@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.copy import LibpqWriter
 from pymysql.converters import escape_bytes_prefixed, escape_string  # type: ignore[import-untyped]
 from sqlalchemy.engine import Connection, Engine
 
@@ -165,6 +166,11 @@ def write_rows(
 ) -> int:
     """Bulk-insert every batch into the target table and commit; returns the row count.
 
+    ``advance(rows, nbytes)`` is called once per batch with the bytes that batch
+    added to what the loader sends or writes: COPY text (PostgreSQL), INSERT
+    value literals (MariaDB), database pages filled (SQLite). Counted per buffer or
+    batch, never per row.
+
     ``freeze`` (PostgreSQL): the table was just created and nothing references
     it, so it may be truncated and loaded with ``COPY … FREEZE``.
     """
@@ -174,12 +180,18 @@ def write_rows(
     cols = ", ".join(_quote(conn, c) for c in columns)
     total = 0
     if dialect == "postgresql":
-        with raw.cursor() as cur, _copy_into(cur, t, cols, "text", freeze) as copy:
-            for rows in batches:
-                for row in rows:
-                    copy.write_row(row)
-                total += len(rows)
-                advance(len(rows))
+        with raw.cursor() as cur:
+            writer = _CountingWriter(cur)
+            with _copy_into(cur, t, cols, "text", freeze, writer) as copy:
+                write_row = copy.write_row
+                sent = 0
+                for rows in batches:
+                    for row in rows:
+                        write_row(row)
+                    total += len(rows)
+                    advance(len(rows), writer.nbytes - sent)
+                    sent = writer.nbytes
+            advance(0, writer.nbytes - sent)  # the last buffer goes out when the COPY ends
         raw.commit()
         return total
     if dialect == "mysql":
@@ -187,15 +199,30 @@ def write_rows(
     sql = f"INSERT INTO {t} ({cols}) VALUES ({', '.join(['?'] * len(columns))})"
     raw.execute("BEGIN")
     try:
+        page = int(raw.execute("PRAGMA page_size").fetchone()[0])
+        # The pages in use, less the root pages CREATE TABLE gave the table and its keys
+        # (which its first rows fill): counted once per batch.
+        roots = raw.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = ? AND rootpage > 0", (table,)
+        ).fetchone()[0]
+        pages = _sqlite_pages(raw) - int(roots)
         for rows in batches:
             raw.executemany(sql, rows)
             total += len(rows)
-            advance(len(rows))
+            now = _sqlite_pages(raw)
+            advance(len(rows), (now - pages) * page)
+            pages = now
         raw.execute("COMMIT")
     except BaseException:
         raw.execute("ROLLBACK")
         raise
     return total
+
+
+def _sqlite_pages(raw: Any) -> int:
+    """The pages of a SQLite database in use (not on its free list)."""
+    count = raw.execute("PRAGMA page_count").fetchone()[0]
+    return int(count) - int(raw.execute("PRAGMA freelist_count").fetchone()[0])
 
 
 def _mysql_insert(
@@ -204,6 +231,7 @@ def _mysql_insert(
     """Multi-row INSERTs of up to 16 MB, literals written column by column.
 
     What PyMySQL's executemany does, minus its per-value dispatch: 2-3x faster.
+    The bytes reported are the characters of the row literals, per batch.
     """
     cur = raw.cursor()
     cur.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
@@ -214,21 +242,22 @@ def _mysql_insert(
     total = 0
     try:
         parts: list[str] = []
-        size = 0
+        size = sent = 0
         for rows in batches:
             columns = [
                 [_mysql_literal(v, literal) for v in [r[i] for r in rows]]
                 for i in range(len(rows[0]))
             ]
+            before = size + sent
             for values in zip(*columns, strict=True):
                 text = "(" + ",".join(values) + ")"
                 if parts and size + len(text) > limit:
                     cur.execute(head + ",".join(parts))
-                    parts, size = [], 0
+                    parts, sent, size = [], sent + size, 0
                 parts.append(text)
                 size += len(text) + 1
             total += len(rows)
-            advance(len(rows))
+            advance(len(rows), size + sent - before)
         if parts:
             cur.execute(head + ",".join(parts))
         raw.commit()
@@ -336,7 +365,19 @@ def _drain(pg: Any) -> str | None:
             failed = _message(pg, res)
 
 
-def _copy_into(cur: Any, t: str, cols: str, fmt: str, freeze: bool) -> Any:
+class _CountingWriter(LibpqWriter):
+    """psycopg's COPY writer, counting the bytes it sends (one call per ~32 KB buffer)."""
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self.nbytes = 0
+
+    def write(self, data: Any) -> None:
+        self.nbytes += len(data)
+        super().write(data)
+
+
+def _copy_into(cur: Any, t: str, cols: str, fmt: str, freeze: bool, writer: Any = None) -> Any:
     """``COPY … FROM STDIN`` on a PostgreSQL target; with ``freeze`` the rows are written frozen.
 
     FREEZE needs the table emptied in the same transaction: a table the clone
@@ -347,7 +388,8 @@ def _copy_into(cur: Any, t: str, cols: str, fmt: str, freeze: bool) -> Any:
     if freeze:
         cur.execute(f"TRUNCATE {t}")
     options = ", ".join([*([f"FORMAT {fmt}"] if fmt != "text" else []), *(["FREEZE"] * freeze)])
-    return cur.copy(f"COPY {t} ({cols}) FROM STDIN" + (f" ({options})" if options else ""))
+    sql = f"COPY {t} ({cols}) FROM STDIN" + (f" ({options})" if options else "")
+    return cur.copy(sql, writer=writer)
 
 
 PIPE_QUEUE = 8  # blocks read ahead of the target: memory stays about 10 MB
@@ -357,7 +399,7 @@ def _pump(chunks: Iterator[Any], write: Any, advance: Any) -> int:
     """Rows gathered into ~1 MB blocks, which a thread sends while this one reads on.
 
     Returns the messages read (one per row; the first also carries the
-    header). If sending fails the thread drops the rest, so reading never
+    header). ``advance(rows, nbytes)`` is called once per block. If sending fails the thread drops the rest, so reading never
     waits on a full queue, and the error is raised here.
     """
     blocks: queue.Queue[bytearray | None] = queue.Queue(maxsize=PIPE_QUEUE)
@@ -380,13 +422,14 @@ def _pump(chunks: Iterator[Any], write: Any, advance: Any) -> int:
             block += chunk
             if len(block) >= PIPE_BLOCK:
                 blocks.put(block)
+                advance(n - rows, len(block))
                 block = bytearray()
-                advance(n - rows)
                 rows = n
                 if failed:
                     break
         if block and not failed:
             blocks.put(block)
+            advance(0, len(block))
     finally:
         blocks.put(None)
         sender.join()

@@ -28,6 +28,7 @@ from rehost.clone.io import (
     write_rows,
 )
 from rehost.clone.plan import ClonePlan, TablePlan, plan_clone
+from rehost.clone.progress import Tracker
 from rehost.clone.reflect import reflect_tables
 from rehost.clone.types import parse_overrides
 from rehost.clone.values import ZeroDates, converter, source_fix
@@ -66,6 +67,7 @@ class TableResult:
     rows: int = 0
     seconds: float = 0.0
     check: TableCheck | None = None
+    bytes: int = 0  # what the loader sent or wrote (see io.write_rows); 0 when kept
     kept: bool = False  # --resume: already loaded by the interrupted run
     verify_seconds: float = 0.0
 
@@ -73,6 +75,7 @@ class TableResult:
         return {
             "table": self.name,
             "rows": self.rows,
+            "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "kept": self.kept,
             "verify_seconds": round(self.verify_seconds, 3),
@@ -111,6 +114,7 @@ class CloneResult:
             "verify_only": self.verify_only,
             "ok": self.ok,
             "rows": sum(t.rows for t in self.tables),
+            "bytes": sum(t.bytes for t in self.tables),
             "seconds": round(self.seconds, 3),
             "tables": [t.to_json() for t in self.tables],
             "findings": [f.to_json() for f in self.findings],
@@ -343,26 +347,30 @@ def _load(
     with tconn.begin():
         ddl.create_tables(tconn, schema, plan, skip=existing)
     zero = ZeroDates()
+    totals = {name: _count(snap, name) for name in plan.tables}
     if workers.jobs > 1:
-        result.tables.extend(_load_parallel(snap, plan, bar, existing, workers, zero))
+        result.tables.extend(_load_parallel(snap, plan, bar, existing, workers, zero, totals))
     else:
         pragmas = LoadPragmas(tconn) if plan.target == "sqlite" else None
         if pragmas:
             pragmas.__enter__()
         try:
+            tracker = Tracker(bar, totals)
             for name, tp in plan.tables.items():
-                total = _count(snap, name)
+                total = totals[name]
                 if name in existing and _resumed(tconn, name, total):
                     result.tables.append(TableResult(name, total, kept=True))
+                    tracker.skip(name, total)
                     continue
-                bar.start(f"copy {name}", total)
+                advance = tracker.begin(name)
+                done: TableResult | None = None
                 try:
                     fresh = name not in existing
-                    result.tables.append(
-                        _copy(snap, tconn, tp, plan, zero, bar.advance, freeze=fresh)
-                    )
+                    done = _copy(snap, tconn, tp, plan, zero, advance, freeze=fresh)
+                    done.bytes = tracker.bytes[name]
+                    result.tables.append(done)
                 finally:
-                    bar.finish()
+                    tracker.end(name, done.rows if done else None)
         finally:
             if pragmas:
                 pragmas.__exit__(None, None, None)
@@ -434,17 +442,14 @@ def _load_parallel(
     existing: set[str],
     workers: _Workers,
     zero: ZeroDates,
+    totals: dict[str, int],
 ) -> list[TableResult]:
     """``--jobs``: tables copied by a pool of threads, biggest first, one progress bar."""
-    totals = {name: _count(snap, name) for name in plan.tables}
     lock = threading.Lock()
     local = threading.local()
     opened: list[Connection] = []
     stop = threading.Event()
-
-    def advance(n: int = 1) -> None:
-        with lock:
-            bar.advance(n)
+    tracker = Tracker(bar, totals)
 
     def connections() -> tuple[Connection, Connection]:
         if not hasattr(local, "pair"):
@@ -466,12 +471,21 @@ def _load_parallel(
         sconn, tconn = connections()
         total = totals[name]
         if name in existing and _resumed(tconn, name, total):
+            tracker.skip(name, total)
             return TableResult(name, total, kept=True)
         fresh = name not in existing
-        return _copy(sconn, tconn, plan.tables[name], plan, zero, advance, freeze=fresh)
+        advance = tracker.begin(name, parallel=True)
+        done: TableResult | None = None
+        try:
+            done = _copy(sconn, tconn, plan.tables[name], plan, zero, advance, freeze=fresh)
+            done.bytes = tracker.bytes[name]
+            return done
+        finally:
+            tracker.end(name, done.rows if done else None, parallel=True)
 
     order = sorted(plan.tables, key=lambda n: -totals[n])
-    bar.start(f"copy {len(order)} tables, {workers.jobs} at a time", sum(totals.values()))
+    if tracker.table_sink is None:
+        bar.start(f"copy {len(order)} tables, {workers.jobs} at a time", sum(totals.values()))
     pool = ThreadPoolExecutor(max_workers=workers.jobs, thread_name_prefix="rehost-clone")
     try:
         futures = {name: pool.submit(work, name) for name in order}
@@ -486,7 +500,8 @@ def _load_parallel(
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        bar.finish()
+        if tracker.table_sink is None:
+            bar.finish()
         for conn in opened:
             with contextlib.suppress(Exception):
                 conn.rollback()
