@@ -381,9 +381,10 @@ def test_mysql_zero_dates_become_null_with_a_warning(make_db):
     source = make_db("mariadb")
     run_sql(
         source,
-        "SET SESSION sql_mode = ''",
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
         "CREATE TABLE z (id INT PRIMARY KEY, d DATE, ts DATETIME)",
-        "INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00'), (2, '1950-01-02', NULL)",
+        "INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00'), (2, '1950-01-02', NULL),"
+        " (3, '2020-02-30', '0000-01-01 10:00:00')",
     )
     target = make_db("postgresql")
     report = clone_json(source, target)
@@ -392,7 +393,30 @@ def test_mysql_zero_dates_become_null_with_a_warning(make_db):
     assert warned == {"z.d", "z.ts"}
     with engine(target).connect() as conn:
         rows = conn.exec_driver_sql("SELECT id, d, ts FROM z ORDER BY id").all()
-    assert rows == [(1, None, None), (2, dt.date(1950, 1, 2), None)]
+    assert rows == [(1, None, None), (2, dt.date(1950, 1, 2), None), (3, None, None)]
+
+
+def test_mariadb_text_lines_keep_escapes_nulls_and_floats(make_db):
+    """MariaDB → PostgreSQL reads rows as COPY text lines built by MariaDB: every escape."""
+    source = make_db("mariadb")
+    tricky = ["a\\b", "tab\there", "line\nbreak", "cr\rlf", "\\N", "NULL", "", "😀 ñ"]
+    run_sql(
+        source,
+        "CREATE TABLE s (id INT PRIMARY KEY, t VARCHAR(40), f DOUBLE, r FLOAT,"
+        " d DECIMAL(30,10), b TINYINT(1), ts DATETIME(6)) DEFAULT CHARSET=utf8mb4",
+        *(
+            f"INSERT INTO s VALUES ({i}, '{v.replace(chr(92), chr(92) * 2)}', {i} / 7e300,"
+            f" 0.1 * {i}, 12345678901234567890.0123456789, {i % 2}, '1901-02-03 04:05:06.000007')"
+            for i, v in enumerate(tricky, 1)
+        ),
+        "INSERT INTO s VALUES (99, NULL, NULL, NULL, NULL, NULL, NULL)",
+    )
+    target = make_db("postgresql")
+    report = clone_json(source, target)
+    assert report["ok"] is True, report
+    with engine(target).connect() as conn:
+        texts = conn.exec_driver_sql("SELECT t FROM s ORDER BY id").scalars().all()
+    assert texts == [*tricky, None]
 
 
 def test_human_output_has_a_summary_table(chinook_sqlite_path, make_db, tmp_path):

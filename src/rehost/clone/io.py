@@ -8,6 +8,8 @@
 * PostgreSQL target: ``COPY … FROM STDIN`` through psycopg's ``cursor.copy()``
   (text rows from Python values; PostgreSQL to PostgreSQL with identical
   types pipes ``COPY TO STDOUT (FORMAT binary)`` straight into it);
+* MariaDB source, PostgreSQL target, plain column types: MariaDB builds each
+  row's COPY text line (``CONCAT_WS``), so PyMySQL decodes one string a row;
 * MariaDB target: PyMySQL ``executemany``, which sends one multi-row
   ``INSERT … VALUES (…), (…)`` per up to 16 MB, with key checks off;
 * SQLite target: ``executemany`` in one transaction per table, with
@@ -542,3 +544,107 @@ def set_next_id(conn: Connection, table: str, column: str, last: int | None, str
         conn.exec_driver_sql(
             "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, int(last))
         )
+
+
+# ------------------------------------------- MariaDB → PostgreSQL: COPY text lines
+
+# (source kind, target kind) pairs whose MariaDB text is what PostgreSQL's COPY
+# takes for the value, as the row-by-row path would send it.
+_MYSQL_TEXT_PAIRS = {
+    ("int", "int"),
+    ("int", "decimal"),
+    ("decimal", "decimal"),
+    ("bool", "bool"),
+    ("float", "float"),  # the same text PyMySQL would parse: the same double
+    ("text", "text"),
+    ("date", "date"),
+    ("datetime", "datetime"),
+}
+
+
+def mysql_copy_lines(kinds: Sequence[tuple[str, str]]) -> bool:
+    """True when every column's (source, target) kind can be read as COPY text from MariaDB."""
+    return all(pair in _MYSQL_TEXT_PAIRS for pair in kinds)
+
+
+def _mysql_char(code: int) -> str:
+    return f"CHAR({code} USING utf8mb4)"  # whatever the session's backslash rules
+
+
+_BS = _mysql_char(92)
+_TAB = _mysql_char(9)
+
+
+def _mysql_bad_date(q: str) -> str:
+    """A date Python cannot hold (what PyMySQL returns as text): zero, year 0, 30 February."""
+    return (
+        f"({q} IS NOT NULL AND ({q} + INTERVAL 0 DAY IS NULL"
+        f" OR YEAR({q}) = 0 OR MONTH({q}) = 0 OR DAYOFMONTH({q}) = 0))"
+    )
+
+
+def _mysql_copy_expr(q: str, kind: str) -> str:
+    """One column as COPY text: escaped, ``\\N`` for NULL and for zero dates."""
+    if kind == "text":
+        value = f"CONVERT({q} USING utf8mb4)"
+        for code, letter in ((92, _BS), (9, "'t'"), (10, "'n'"), (13, "'r'")):
+            value = f"REPLACE({value}, {_mysql_char(code)}, CONCAT({_BS}, {letter}))"
+    elif kind in ("date", "datetime"):
+        value = f"IF({_mysql_bad_date(q)}, NULL, {q})"
+    else:
+        value = q
+    return f"IFNULL({value}, CONCAT({_BS}, 'N'))"
+
+
+def mysql_zero_dates(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
+    """Per date column, how many zero (or part-zero) dates the table has: one scan."""
+    if not columns:
+        return []
+    sums = ", ".join(
+        f"COALESCE(SUM({_mysql_bad_date(q)}), 0)" for q in (_quote(conn, c) for c in columns)
+    )
+    row = conn.exec_driver_sql(f"SELECT {sums} FROM {_quote(conn, table)}").one()
+    return [int(v) for v in row]
+
+
+def pipe_mysql_text(
+    source: Connection,
+    target: Connection,
+    table: str,
+    columns: Sequence[tuple[str, str]],
+    pk: Sequence[str],
+    advance: Any,
+    *,
+    freeze: bool = False,
+) -> int:
+    """MariaDB → PostgreSQL: MariaDB writes each row's COPY text line, sent on in batches.
+
+    PyMySQL decodes one string per row instead of one Python value per
+    column (its decoding is pure Python), and nothing is converted here.
+    ``columns`` are (name, target kind) pairs that ``mysql_copy_lines`` accepted.
+    """
+    line = ", ".join(_mysql_copy_expr(_quote(source, c), kind) for c, kind in columns)
+    sql = f"SELECT CONCAT_WS({_TAB}, {line}) FROM {_quote(source, table)}"
+    if pk:
+        sql += f" ORDER BY {_order_by(source, pk, set())}"
+    import pymysql.cursors
+
+    src: Any = source.connection.dbapi_connection
+    tgt: Any = target.connection.dbapi_connection
+    t = _quote(target, table)
+    cols = ", ".join(_quote(target, c) for c, _ in columns)
+    total = 0
+    cur = src.cursor(pymysql.cursors.SSCursor)
+    try:
+        cur.execute(sql)
+        with tgt.cursor() as tcur, _copy_into(tcur, t, cols, "text", freeze) as copy:
+            while rows := cur.fetchmany(BATCH):
+                data = "\n".join([r[0] for r in rows]).encode() + b"\n"
+                copy.write(data)
+                total += len(rows)
+                advance(len(rows), len(data))
+        tgt.commit()
+    finally:
+        with contextlib.suppress(Exception):
+            cur.close()
+    return total

@@ -20,7 +20,10 @@ from rehost.clone.io import (
     export_snapshot,
     join_snapshot,
     last_id,
+    mysql_copy_lines,
+    mysql_zero_dates,
     open_snapshot,
+    pipe_mysql_text,
     pipe_postgres,
     session_setup,
     set_next_id,
@@ -415,8 +418,17 @@ def _copy(
     name = tp.name
     t0 = time.perf_counter()
     try:
+        kinds = [(c.mapped.src_kind, c.mapped.kind) for c in tp.columns]
         if tp.same_types and plan.target == "postgresql":
             rows = pipe_postgres(sconn, tconn, name, tp.column_names, advance, freeze=freeze)
+        elif plan.source == "mysql" and plan.target == "postgresql" and mysql_copy_lines(kinds):
+            cols = [(c.name, c.mapped.kind) for c in tp.columns]
+            rows = pipe_mysql_text(sconn, tconn, name, cols, tp.pk, advance, freeze=freeze)
+            dates = [c.name for c in tp.columns if c.mapped.kind in ("date", "datetime")]
+            for col, n in zip(dates, mysql_zero_dates(sconn, name, dates), strict=True):
+                if n:
+                    subject = f"{name}.{col}"
+                    zero.counts[subject] = zero.counts.get(subject, 0) + n
         else:
             rows = write_rows(
                 tconn,
