@@ -61,3 +61,24 @@ def test_stop_inside_a_copy_removes_its_temporary_file(tmp_path: Path) -> None:
     finally:
         interrupt.clear()
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_stop_after_the_last_copy_removes_nothing(tmp_path: Path, jobs: int) -> None:
+    """Ctrl-C once every copy is done still ends the run before --delete-extra acts."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(10):
+        (src / f"f{i}.txt").write_text(f"file {i}\n")
+    dst.mkdir()
+    (dst / "only-on-target.txt").write_text("keep me unless asked\n")
+    opts = TransferOptions(jobs=jobs, delete_extra=True, state_dir=tmp_path / "state")
+    interrupt.clear()
+    try:
+        with pytest.raises(interrupt.Interrupted):
+            transfer(str(src), str(dst), opts, progress=StopAfter(10))
+    finally:
+        interrupt.clear()
+    assert (dst / "only-on-target.txt").read_text() == "keep me unless asked\n"
+    rep = transfer(str(src), str(dst), opts)  # the next run finishes, removal included
+    assert rep.ok and not (dst / "only-on-target.txt").exists()

@@ -511,11 +511,12 @@ class _Transfer:
     def run(self) -> TransferReport:
         started = time.monotonic()
         try:
-            self._walk_and_copy()
-            self._link_later()
-            self._finish_dirs()
-            self._remove_extra()
-            self._settle()
+            # A stop requested late (the copies were all handed out) still ends the run
+            # before the next phase: above all, nothing is removed after Ctrl-C.
+            for phase in (self._walk_and_copy, self._link_later, self._finish_dirs,
+                          self._remove_extra, self._settle):  # fmt: skip
+                interrupt.check()
+                phase()
         finally:
             self.dirs.close()
             self.manifest.close()
@@ -817,6 +818,7 @@ class _Transfer:
         if not self.opt.delete_extra:
             return
         for rel, _kind in self.report.extra:
+            interrupt.check()
             if self.observer is not None:
                 self.observer.action("remove", "extra", rel)
             if self.opt.preview:
