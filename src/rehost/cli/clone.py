@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rehost.cli.app import app, handle_errors
+from rehost.cli.core import app, handle_errors
 from rehost.cli.render import BarProgress, err, out, print_json, render_findings
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rehost.checks.findings import Finding, errors_in
-from rehost.cli.app import app, handle_errors
+from rehost.cli.core import app, handle_errors
 from rehost.cli.render import BarProgress, err, out, print_json, render_findings
 from rehost.errors import UsageError
 

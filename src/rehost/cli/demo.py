@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from rehost.cli.app import app, handle_errors
+from rehost.cli.core import app, handle_errors
 from rehost.cli.database import (
     _render_export,
     _render_import,

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from rehost.cli.app import app, handle_errors
+from rehost.cli.core import app, handle_errors
 from rehost.cli.render import err, out, print_json
 from rehost.errors import UsageError
 from rehost.files import interrupt
@@ -323,7 +323,7 @@ def transfer_cmd(
         ..., help="Target: a path (created if missing), sftp:// or s3:// URL."
     ),
     checksum: bool = typer.Option(
-        False, "--checksum", help="Compare content by SHA-256, not by size and mtime."
+        False, "--checksum", help="Compare content by BLAKE3 hash, not by size and mtime."
     ),
     owners: str = OWNERS_OPT,
     map_user: list[str] = MAP_USER_OPT,
@@ -434,7 +434,7 @@ def _render_verify(rep: VerifyReport) -> None:
 def verify_cmd(
     src: str = typer.Argument(..., help="Source tree: a path, sftp:// or s3:// URL; read only."),
     dst: str = typer.Argument(..., help="Target tree: a path, sftp:// or s3:// URL; read only."),
-    content: bool = typer.Option(False, "--content", help="Compare SHA-256 of every file too."),
+    content: bool = typer.Option(False, "--content", help="Compare BLAKE3 hashes of files too."),
     owners: str = OWNERS_OPT,
     map_user: list[str] = MAP_USER_OPT,
     map_group: list[str] = MAP_GROUP_OPT,

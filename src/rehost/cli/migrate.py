@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rehost.cli.app import app, handle_errors
+from rehost.cli.core import app, handle_errors
 from rehost.cli.render import BarProgress, err, out, print_json
 
 if TYPE_CHECKING:
