@@ -257,7 +257,7 @@ def test_verify_finds_a_changed_byte_and_a_changed_mtime(tree: Path, tmp_path: P
     assert ok("verify", str(tree), str(dst)).endswith("ok: no differences\n")  # metadata equal
     rep = report("verify", str(tree), str(dst), "--content", code=1)
     assert rep["differences"] == [
-        {"path": "docs/deep/data.bin", "what": "content", "detail": "SHA-256 differs"}
+        {"path": "docs/deep/data.bin", "what": "content", "detail": "BLAKE3 hash differs"}
     ]
     os.utime(dst / "docs" / "readme.txt", ns=(T_OLD, T_OLD + 1))
     result = rehost("verify", str(tree), str(dst))

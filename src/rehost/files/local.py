@@ -7,7 +7,7 @@ real name is therefore always whole and has its final mtime, so a run killed at
 any point leaves at most temporary files, which the next run removes.
 
 The content is copied with ``readinto`` into one reusable buffer (1 MiB),
-hashed (SHA-256) and written from that buffer: one read of the source serves
+hashed (BLAKE3) and written from that buffer: one read of the source serves
 both. The kernel's copy offload (``copy_file_range``/``sendfile``) spares the
 copy through user space, but the hash then needs a second read. Measured on the
 development machine (2 vCPUs, 512 MiB file on tmpfs, warm cache): single pass
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import itertools
 import os
 import secrets
@@ -33,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import blake3
+
 from rehost.files import interrupt
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, join, lstat_entry, read_xattrs
 from rehost.files.location import LOCAL
@@ -40,6 +41,7 @@ from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
 from rehost.files.walk import Batch, WalkItem, walk
 
 BUFFER_SIZE = 1 << 20
+DIGEST = "blake3"  # the content hash; the manifest names it (see manifest.py)
 ACL_PREFIX = "system.posix_acl_"
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -53,7 +55,7 @@ class Placed:
     """A file now on the target: its entry (for the manifest), hash and what was not kept."""
 
     entry: Entry
-    sha256: str | None = None
+    digest: str | None = None
     size: int = 0
     not_preserved: list[str] = field(default_factory=list)
 
@@ -69,11 +71,16 @@ def open_source(path: bytes) -> int:
     return os.open(path, flags)
 
 
+def new_hash(data: bytes | memoryview = b"") -> Any:
+    """A content hasher (:data:`DIGEST`): ``update(data)``, ``hexdigest()``."""
+    return blake3.blake3(data)
+
+
 def hash_file(path: bytes) -> str:
-    """SHA-256 of a file, read once (never follows a link)."""
+    """Content hash (:data:`DIGEST`) of a file, read once (never follows a link)."""
     fd = open_source(path)
     try:
-        h = hashlib.sha256()
+        h = new_hash()
         buf = bytearray(BUFFER_SIZE)
         view = memoryview(buf)
         with open(fd, "rb", buffering=0, closefd=False) as f:
@@ -189,7 +196,7 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
             # One read of the size fstat gave; a file that grew, shrank or was
             # rewritten meanwhile is caught by the second fstat below.
             data = os.read(fd_in, before.st_size)
-            h = hashlib.sha256(data)
+            h = new_hash(data)
             _write_all(fd_out, data)
             copied = len(data)
         elif before.st_blocks * 512 < before.st_size:  # fewer blocks than bytes: holes
@@ -224,7 +231,7 @@ def _copy_sparse(fd_in: int, fd_out: int, size: int) -> tuple[Any, int]:
     """Copy a file with holes: only its data is read and written (``SEEK_DATA`` /
     ``SEEK_HOLE``), the holes stay holes on the target (``ftruncate`` sets the size)
     and are hashed as the zeros they read as. (hash, bytes accounted for)."""
-    h = hashlib.sha256()
+    h = new_hash()
     buf = bytearray(BUFFER_SIZE)
     view = memoryview(buf)
     pos = 0
@@ -257,7 +264,7 @@ def _copy_sparse(fd_in: int, fd_out: int, size: int) -> tuple[Any, int]:
 
 def _copy_stream(fd_in: int, fd_out: int) -> tuple[Any, int]:
     """Copy a large file through one reusable buffer, hashing it: (hash, bytes copied)."""
-    h = hashlib.sha256()
+    h = new_hash()
     buf = bytearray(BUFFER_SIZE)
     view = memoryview(buf)
     copied = 0
@@ -301,8 +308,8 @@ class LocalReader:
 
 def stream_copy(reader: Any, write: Callable[[bytes], Any]) -> tuple[str, int, Entry]:
     """Copy a reader (``read(n)``/``finish()``) into ``write``, hashing on the way:
-    (SHA-256, bytes copied, the source's entry)."""
-    h = hashlib.sha256()
+    (content hash, bytes copied, the source's entry)."""
+    h = new_hash()
     copied = 0
     while chunk := reader.read(BUFFER_SIZE):
         interrupt.check()
@@ -321,7 +328,7 @@ def copy_from_reader(reader: Any, dst_path: bytes, rel: bytes, wanted: Wanted) -
     fd_out = -1
     try:
         fd_out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        sha, copied, src = stream_copy(reader, lambda chunk: _write_all(fd_out, chunk))
+        digest, copied, src = stream_copy(reader, lambda chunk: _write_all(fd_out, chunk))
         notes = apply_metadata(fd_out, src, wanted)
         os.close(fd_out)
         fd_out = -1
@@ -333,7 +340,7 @@ def copy_from_reader(reader: Any, dst_path: bytes, rel: bytes, wanted: Wanted) -
         raise
     finally:
         reader.close()
-    return Placed(Entry.from_stat(rel, os.lstat(dst_path)), sha, copied, notes)
+    return Placed(Entry.from_stat(rel, os.lstat(dst_path)), digest, copied, notes)
 
 
 def make_symlink(src: Entry, dst_root: bytes, wanted: Wanted) -> Placed:

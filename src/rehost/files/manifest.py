@@ -1,4 +1,4 @@
-"""The manifest: what rehost wrote to a target, with each file's SHA-256.
+"""The manifest: what rehost wrote to a target, with each file's content hash.
 
 A SQLite file in the state directory (not in the user's tree). Default:
 ``$XDG_STATE_HOME/rehost/files/<hash of the target>/manifest.sqlite``
@@ -9,6 +9,13 @@ A record is trusted only while the target file still has the recorded size,
 mtime, ctime and inode: any write to the file (even one that restores the
 mtime) changes its ctime, so a stale hash is never used. Rows are committed in
 batches; a run killed before a commit only loses hashes, never correctness.
+
+Content hashes are BLAKE3 (:data:`DIGEST`), named in the ``meta`` table
+(``digest``). A manifest whose hashes are of another algorithm — one written by
+an older rehost has a ``sha256`` column — keeps its records (an S3 target's
+mtime and mode still come from them) but not its hashes: read-only, they are
+ignored; opened for writing, the table is rebuilt with no hashes, which later
+copies and ``--checksum`` runs record again.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 
 from rehost.errors import RehostError
 from rehost.files.entry import Entry
+from rehost.files.local import DIGEST
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -32,10 +40,11 @@ CREATE TABLE IF NOT EXISTS files (
   ctime_ns INTEGER NOT NULL,
   ino INTEGER NOT NULL,
   mode INTEGER NOT NULL,
-  sha256 TEXT NOT NULL
+  digest TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+_COLUMNS = "path, size, mtime_ns, ctime_ns, ino, mode"
 
 COMMIT_EVERY_ROWS = 2000
 COMMIT_EVERY_SECONDS = 2.0
@@ -54,7 +63,7 @@ class Record:
     ctime_ns: int
     ino: int
     mode: int
-    sha256: str
+    digest: str | None  # None: not known (recorded by another algorithm, or not yet)
 
     def matches(self, dst: Entry) -> bool:
         """True while the target file is exactly as it was when this was recorded."""
@@ -75,6 +84,7 @@ class Manifest:
         self._pending = 0
         self._rows: list[tuple[bytes, int, int, int, int, int, str]] = []  # not yet written
         self._last_commit = time.monotonic()
+        self._select = select_sql(db) if db is not None else ""
 
     @classmethod
     def open(cls, state_dir: Path, target_root: bytes, *, readonly: bool = False) -> Manifest:
@@ -95,7 +105,9 @@ class Manifest:
                 "give a writable one with --state DIR."
             ) from exc
         db.execute("PRAGMA synchronous=NORMAL")
+        _migrate(db)
         db.executescript(SCHEMA)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('digest', ?)", (DIGEST,))
         db.execute(
             "INSERT OR REPLACE INTO meta VALUES ('target', ?)",
             (os.fsdecode(os.path.abspath(target_root)),),
@@ -107,19 +119,17 @@ class Manifest:
         if self._db is None:
             return None
         self._flush()
-        row = self._db.execute(
-            "SELECT size, mtime_ns, ctime_ns, ino, mode, sha256 FROM files WHERE path = ?", (rel,)
-        ).fetchone()
+        row = self._db.execute(self._select, (rel,)).fetchone()
         return Record(*row) if row else None
 
     def hash_for(self, dst: Entry) -> str | None:
-        """The recorded SHA-256 of a target file, if the record still describes it."""
+        """The recorded content hash of a target file, if the record still describes it."""
         rec = self.get(dst.rel)
-        return rec.sha256 if rec is not None and rec.matches(dst) else None
+        return rec.digest if rec is not None and rec.matches(dst) else None
 
-    def put(self, dst: Entry, sha256: str) -> None:
+    def put(self, dst: Entry, digest: str) -> None:
         self._rows.append(
-            (dst.rel, dst.size, dst.mtime_ns, dst.ctime_ns, dst.ino, dst.mode, sha256)
+            (dst.rel, dst.size, dst.mtime_ns, dst.ctime_ns, dst.ino, dst.mode, digest)
         )
         self._tick()
 
@@ -172,3 +182,34 @@ class Manifest:
             self.commit()
             self._db.close()
             self._db = None
+
+
+def select_sql(db: sqlite3.Connection) -> str:
+    """The query for one record by path: its hash column only when the manifest's
+    hashes are :data:`DIGEST` ones, else NULL (an older manifest opened read-only)."""
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        named = db.execute("SELECT value FROM meta WHERE key = 'digest'").fetchone()
+    except sqlite3.Error:
+        columns, named = set(), None
+    digest = "digest" if "digest" in columns and named == (DIGEST,) else "NULL"
+    return f"SELECT {_COLUMNS.removeprefix('path, ')}, {digest} FROM files WHERE path = ?"
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Make a manifest of another hash algorithm one of :data:`DIGEST` with no hashes
+    known: its records (size, times, inode, mode) are kept, its hashes dropped."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+    if not columns:
+        return
+    named = None
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+        named = db.execute("SELECT value FROM meta WHERE key = 'digest'").fetchone()
+    if "digest" in columns and named == (DIGEST,):
+        return
+    db.execute("BEGIN")  # all or nothing
+    db.execute("ALTER TABLE files RENAME TO files_before")
+    db.execute(SCHEMA.split(";")[0])
+    db.execute(f"INSERT INTO files ({_COLUMNS}, digest) SELECT {_COLUMNS}, NULL FROM files_before")
+    db.execute("DROP TABLE files_before")
+    db.commit()

@@ -13,9 +13,9 @@ pair of stores alike. The libraries are imported only when such a URL is used.
   it (else remove, then rename).
 * **S3**: keys are ``prefix/relative path`` (UTF-8 only). A PUT is atomic per
   object (above :data:`PART_SIZE`, s3fs sends a multipart upload, one part in
-  memory at a time, completed atomically),
-  so no temporary names. mtime (ns), mode, owner and group names and the SHA-256
-  go in object metadata (``x-amz-meta-rehost-*``). Listings give size, ETag and
+  memory at a time, completed atomically), so no temporary names. mtime (ns),
+  mode, owner and group names go in object metadata (``x-amz-meta-rehost-*``);
+  the content hash goes in the manifest. Listings give size, ETag and
   LastModified; mtime and mode come from the manifest while those still match
   what was recorded, and from a HEAD request otherwise. An object below
   :data:`PART_SIZE` is one PUT whose response gives the ETag the manifest
@@ -50,7 +50,7 @@ from rehost.errors import RehostError
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, kind_of, parent
 from rehost.files.local import BUFFER_SIZE, FileChanged, Placed, stream_copy
 from rehost.files.location import Location, RemoteOptions
-from rehost.files.manifest import Record
+from rehost.files.manifest import Record, select_sql
 from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
 from rehost.files.walk import Listing, WalkError, WalkItem, describe
 
@@ -151,18 +151,17 @@ class _ManifestLookup:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._select = ""
         if path.exists():
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._select = select_sql(self._db)
 
     def get(self, rel: bytes) -> Record | None:
         if self._db is None:
             return None
         with self._lock:
             try:
-                row = self._db.execute(
-                    "SELECT size, mtime_ns, ctime_ns, ino, mode, sha256 FROM files WHERE path = ?",
-                    (rel,),
-                ).fetchone()
+                row = self._db.execute(self._select, (rel,)).fetchone()
             except sqlite3.Error:
                 return None
         return Record(*row) if row else None
@@ -418,7 +417,7 @@ class SFTPTree(_RemoteTree):
                 from fsspec.asyn import sync
 
                 try:
-                    sha, copied, src = stream_copy(reader, lambda b: sync(fs.loop, f.write, b))
+                    digest, copied, src = stream_copy(reader, lambda b: sync(fs.loop, f.write, b))
                 finally:
                     with contextlib.suppress(Exception):
                         sync(fs.loop, f.close)
@@ -437,7 +436,7 @@ class SFTPTree(_RemoteTree):
             finally:
                 reader.close()
             self._remember(rel, placed)
-            return Placed(placed, sha, copied)
+            return Placed(placed, digest, copied)
 
         return self._retry(once)
 
@@ -822,19 +821,19 @@ class S3Tree(_RemoteTree):
                 # Metadata goes with the upload's first request: it comes from the source
                 # as opened, and finish() checks that the file did not change since.
                 if reader.entry.size < PART_SIZE:
-                    sha, copied, src, info = self._put(fs, rel, reader)
+                    digest, copied, src, info = self._put(fs, rel, reader)
                 else:
                     with fs.open(
                         key, "wb", Metadata=_object_meta(reader.entry), block_size=PART_SIZE
                     ) as f:
-                        sha, copied, src = stream_copy(reader, f.write)
+                        digest, copied, src = stream_copy(reader, f.write)
                     info = fs.info(key, refresh=True)
             finally:
                 reader.close()
             self._remember(rel, info)
             return Placed(self._file(rel, info, {META + "mtime-ns": str(src.mtime_ns),
                                                  META + "mode": f"{src.mode:o}"}),
-                          sha, copied)  # fmt: skip
+                          digest, copied)  # fmt: skip
 
         return self._retry(once)
 
@@ -852,7 +851,7 @@ class S3Tree(_RemoteTree):
                 raise FileChanged("changed while it was being copied")
             chunks.append(chunk)
 
-        sha, copied, src = stream_copy(reader, keep)
+        digest, copied, src = stream_copy(reader, keep)
         key = self.key(rel)
         bucket, path, _ = fs.split_path(key)
         put = fs.call_s3(
@@ -862,7 +861,7 @@ class S3Tree(_RemoteTree):
         with self._lock:
             self._unsettled.add(parent(rel))
         info = {"name": key, "size": copied, "type": "file", "ETag": put["ETag"]}
-        return sha, copied, src, info
+        return digest, copied, src, info
 
     def settle(self) -> list[tuple[bytes, int, int, int]]:
         """(rel, size, LastModified in ns, ETag as a number) of the objects in the

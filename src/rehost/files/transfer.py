@@ -176,7 +176,8 @@ class _Outcome:
     src: Entry
     action: Action | None = None
     placed: local.Placed | None = None
-    sha256: str | None = None
+    digest: str | None = None
+    hashed_target: Entry | None = None  # read under --checksum: its hash is ``digest`` if equal
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -463,10 +464,11 @@ class _Transfer:
                 and dst.kind == FILE
                 and dst.size == src.size
             ):
-                out.sha256 = self.source.hash(src.rel)
-                dst_hash = record.sha256 if record and record.matches(dst) else None
-                dst_hash = dst_hash or self.target.hash(src.rel)
-                content_equal = out.sha256 == dst_hash
+                out.digest = self.source.hash(src.rel)
+                dst_hash = record.digest if record and record.matches(dst) else None
+                if dst_hash is None:
+                    dst_hash, out.hashed_target = self.target.hash(src.rel), dst
+                content_equal = out.digest == dst_hash
             out.action = decide(src, dst, wanted=wanted, overwrite=self.opt.overwrite,
                                 content_equal=content_equal)  # fmt: skip
         except OSError as exc:
@@ -495,7 +497,7 @@ class _Transfer:
                 out.placed = self.target.symlink(src, wanted)
             else:
                 out.placed = self.target.copy_in(self.source, src.rel, wanted)
-                out.sha256 = out.placed.sha256
+                out.digest = out.placed.digest
             out.notes += out.placed.not_preserved
         elif out.action.op == Op.METADATA:
             xattrs = dst.xattrs if dst is not None else None
@@ -636,7 +638,7 @@ class _Transfer:
         if isinstance(result, str):
             out.error = result
         else:
-            out.placed, out.sha256 = result, result.sha256
+            out.placed, out.digest = result, result.digest
             out.notes += result.not_preserved
         self._record(out)
 
@@ -660,9 +662,11 @@ class _Transfer:
                 self.placed_ino[rel] = out.placed.entry.ino
             if out.action.op == Op.COPY:
                 self.report.bytes_copied += out.placed.size
-            sha = out.sha256
-            if sha and not self.opt.preview:
-                self.manifest.put(out.placed.entry, sha)
+            if out.digest and not self.opt.preview:
+                self.manifest.put(out.placed.entry, out.digest)
+        elif out.action.op == Op.UNCHANGED and out.hashed_target is not None and out.digest:
+            if not self.opt.preview:  # a target hash read anyway: recorded for next time
+                self.manifest.put(out.hashed_target, out.digest)
 
     def _record_new(
         self, rel: bytes, size: int, notes: list[str], result: local.Placed | str
@@ -678,8 +682,8 @@ class _Transfer:
             self.report.not_preserved[note] += 1
         self._count(_NEW, rel)
         self.report.bytes_copied += result.size
-        if result.sha256:
-            self.manifest.put(result.entry, result.sha256)
+        if result.digest:
+            self.manifest.put(result.entry, result.digest)
 
     def _count(self, action: Action, rel: bytes) -> None:
         if action.op == Op.SKIP:

@@ -192,7 +192,7 @@ def verify(
                     report.hashes_from_manifest += recorded is not None
                     dst_hash = recorded or target.hash(src.rel)
                     if source.hash(src.rel) != dst_hash:
-                        differ(src.rel, "content", "SHA-256 differs")
+                        differ(src.rel, "content", f"{local.DIGEST.upper()} hash differs")
                 if both_local:
                     wanted, _ = owners.wanted(src.uid, src.gid, xattrs=xattrs)
                 else:  # owners and xattrs are compared between local trees only
