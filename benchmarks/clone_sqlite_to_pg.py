@@ -11,6 +11,7 @@ database pgloader wrote (its fidelity, checked the same way rehost checks itself
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import re
 import sqlite3
@@ -99,7 +100,8 @@ def main() -> None:
         reh_url = fresh("rh_bench_rehost")
         t_pgl, m_pgl, _ = timed(["pgloader", "--quiet", str(source), pgl_url])
         t_reh, m_reh, out = timed([rehost, "clone", src_url, reh_url, "--json"])
-        _, _, check = timed([rehost, "clone", src_url, pgl_url, "--verify-only", "--json"])
+        t_ver, _, again = timed([rehost, "clone", src_url, reh_url, "--verify-only", "--json"])
+        t_chk, _, check = timed([rehost, "clone", src_url, pgl_url, "--verify-only", "--json"])
     print(f"{rows:,} rows, SQLite → PostgreSQL")
     print("| tool | seconds | peak MB |\n| --- | --- | --- |")
     print(f"| pgloader 3.6.9 | {t_pgl:.1f} | {m_pgl} |")
@@ -108,6 +110,15 @@ def main() -> None:
     load = re.search(r'"seconds": ([\d.]+),\s*"kept"', out)
     if load:
         print(f"rehost load alone: {float(load.group(1)):.1f} s")
+    for label, text in (("clone", out), ("--verify-only", again)):
+        report, _ = json.JSONDecoder().raw_decode(text[text.index("{") :])
+        for t in report["tables"]:
+            print(
+                f"rehost {label} {t['table']}: verify {t['verify_seconds']} s"
+                f" ({t['verify']['method']}), verified {t['verified']}"
+            )
+    print(f"rehost clone --verify-only (rehost's copy): {t_ver:.1f} s")
+    print(f"rehost clone --verify-only (pgloader's copy): {t_chk:.1f} s")
     print(f"pgloader columns: {columns(pgl_url)}")
     print(f"rehost columns:   {columns(reh_url)}")
     verdict = re.search(r'"first_difference": ("[^"]*"|null)', check)
