@@ -100,13 +100,14 @@ def walk(root: bytes, *, batches: bool = False) -> Iterator[WalkItem | Batch]:
             if batches:
                 yield item
             continue
-        name, st, skip = item
+        name, found, skip = item
         if name in skip:
             continue
         child = rel + b"/" + name if rel else name
-        if isinstance(st, OSError):
-            yield WalkError(child, describe(st))
+        if isinstance(found, OSError):
+            yield WalkError(child, describe(found))
             continue
+        st = found
         link = None
         if stat.S_ISLNK(st.st_mode):
             try:

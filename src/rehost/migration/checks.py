@@ -116,7 +116,9 @@ def _privileges(move: DatabaseMove, tgt_url: str, tables: list[str]) -> list[Pla
             lacking: dict[str, list[str]] = {}
             for table, privilege in conn.exec_driver_sql(_PG_TABLE_PRIVILEGES):
                 lacking.setdefault(table, []).append(privilege)
-            sequences = dict(conn.exec_driver_sql(_PG_SEQUENCE_PRIVILEGES).fetchall())
+            sequences: dict[str, str] = {
+                row[0]: row[1] for row in conn.exec_driver_sql(_PG_SEQUENCE_PRIVILEGES)
+            }
             has_ledger = (
                 LEDGER in lacking
                 or conn.exec_driver_sql("SELECT to_regclass(%s) IS NOT NULL", (LEDGER,)).scalar()

@@ -181,16 +181,16 @@ def freeze_read_only(m: Migration, action: ReadOnly) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             name = conn.exec_driver_sql("SELECT current_database()").scalar_one()
-            previous = None
+            setting: str | None = None
             for item in conn.exec_driver_sql(_PG_SETTING).scalar() or []:
                 key, _, value = item.partition("=")
                 if key == "default_transaction_read_only":
-                    previous = value
+                    setting = value
             quoted = conn.dialect.identifier_preparer.quote(name)
             conn.exec_driver_sql(f"ALTER DATABASE {quoted} SET default_transaction_read_only = on")
     finally:
         engine.dispose()
-    return {"builtin": "read_only", "database": action.database, "previous": previous}
+    return {"builtin": "read_only", "database": action.database, "previous": setting}
 
 
 def unfreeze_read_only(m: Migration, done: dict[str, Any]) -> str:
@@ -342,7 +342,7 @@ def cutover(
     if dry_run:
         report = CutoverReport(True, "preview")
         for s in stages:
-            entry = {"id": s.id, "status": s.status, "actions": _preview(m, s.id)}
+            entry: dict[str, Any] = {"id": s.id, "status": s.status, "actions": _preview(m, s.id)}
             report.stages.append(entry)
             if on_stage:
                 on_stage(entry)
