@@ -38,6 +38,9 @@ def test_demo_runs_end_to_end_and_its_hints_hold(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM projects WHERE name = 'web-app'").fetchone() == (1,)
     move = d / "move"
     assert tree_digest(move / "source-files") == tree_digest(move / "target-files")
+    # The cutover froze the source database (read-only), and says how to undo it.
+    assert "read_only old.app (mode 644)" in r.stdout and "--rollback" in r.stdout
+    assert (move / "source.db").stat().st_mode & 0o222 == 0
     # The closing hint: re-exporting unchanged data changes no file of the bundle.
     before = tree_digest(d / "bundle")
     keys = dict(

@@ -190,6 +190,7 @@ def demo_cmd(
         f"--password-file {pw}\n"
         f"  git -C {bundle} status --short\n"
         f"The migration (plan, state, both servers and their uploads) is in {directory / 'move'}: "
-        "'rehost status' and 'rehost log' there show what happened.",
+        "'rehost status' and 'rehost log' there show what happened; the cutover froze its "
+        "source database (read-only), 'rehost cutover --rollback --reason TEXT' there thaws it.",
         soft_wrap=True,
     )

@@ -62,15 +62,17 @@ shares:
     verify_content: true
 
 # 'rehost cutover' (after a run that succeeded): freeze the source, re-run the
-# moves as a final delta, verify, then the switch hooks. Hooks are shell
-# commands run here (timeout: seconds, default 300; undo: run by --rollback).
-# cutover:
-#   freeze:
-#     - {builtin: read_only, database: old.app}   # SQLite: chmod a-w; PostgreSQL:
-#                                                 # default_transaction_read_only
-#     - {run: "systemctl stop demo-app", undo: "systemctl start demo-app"}
-#   switch:
-#     - {run: "sed -i s/old-db/new-db/ /etc/demo/app.conf", timeout: 30}
+# moves as a final delta, verify, then the switch hooks; 'rehost cutover
+# --rollback' undoes the freeze. Hooks are shell commands run here (timeout:
+# seconds, default 300; undo: run by --rollback).
+cutover:
+  freeze:
+    # SQLite: the database file made read-only (chmod a-w); PostgreSQL:
+    # default_transaction_read_only; MariaDB/MySQL: read_only (server-wide).
+    - {builtin: read_only, database: old.app}
+    # - {run: "systemctl stop demo-app", undo: "systemctl start demo-app"}
+  # switch:
+  #   - {run: "sed -i s/old-db/new-db/ /etc/demo/app.conf", timeout: 30}
 
 options:
   # Bundles hold secrets encrypted under this password: env:VAR or file:PATH.
