@@ -11,7 +11,9 @@ each timed run:
 Every tool run is its own process: wall-clock time and peak resident memory
 (``ru_maxrss`` from ``os.wait4``: the largest of the process and the workers it
 waited for). With ``--repeat N`` each measurement runs N times (a first copy
-always into an empty target) and the median is shown. rehost runs as users run it
+always into an empty target) and the median is shown; the large-file runs of
+the tools take turns, so a busy spell on a shared machine hits each alike.
+``--small 0`` or ``--big 0`` leaves that group out. rehost runs as users run it
 (``python -m rehost files transfer --json``), so its times include starting
 Python and importing the CLI; that start-up (``rehost --version``) is printed
 separately, and the time rehost itself reports (``seconds`` in its JSON: walk,
@@ -164,7 +166,7 @@ def main() -> None:
         start, _, _ = run([sys.executable, "-m", "rehost", "--version"], env)
         small = f"{args.small:,} small files ({small_bytes / 2**20:,.0f} MiB)"
         jobs = ["--jobs", str(args.jobs)]
-        for label, cmd in [
+        small_runs = [
             ("rehost", [*REHOST, *jobs, str(work / "small"), str(work / "r-small")]),
             (
                 "rsync -a",
@@ -174,7 +176,8 @@ def main() -> None:
                 "rclone copy",
                 [tools["rclone"] or "", "copy", str(work / "small"), str(work / "c-small")],
             ),
-        ]:
+        ]
+        for label, cmd in small_runs if args.small else []:  # --small 0: large files only
             if not cmd[0]:
                 continue
             firsts, agains = [], []
@@ -186,23 +189,23 @@ def main() -> None:
             rows.append((small, f"{label}: first copy", *best_of(firsts)))
             rows.append((small, f"{label}: no-change re-run", *best_of(agains)))
         big = f"{args.big} × {args.big_mib} MiB"
-        for label, cmd in [
+        big_runs = [
             ("rehost", [*REHOST, *jobs, str(work / "big"), str(work / "r-big")]),
             ("cp -a", ["cp", "-a", str(work / "big"), str(work / "p-big")]),
             (
                 "rsync -a",
                 [tools["rsync"] or "rsync", "-a", f"{work / 'big'}/", f"{work / 's-big'}/"],
             ),
-        ]:
-            if cmd[0] == "rsync" and not tools["rsync"]:
-                continue
-            runs = []
-            for _ in range(args.repeat):
+        ]
+        big_runs = [(label, cmd) for label, cmd in big_runs if cmd[0] != "rsync" or tools["rsync"]]
+        big_times: dict[str, list[tuple[float, int, float | None]]] = {}
+        for _ in range(args.repeat if args.big else 0):
+            for label, cmd in big_runs:  # interleaved: a busy spell hits every tool alike
                 shutil.rmtree(Path(cmd[-1].rstrip("/")), ignore_errors=True)
                 shutil.rmtree(work / "state", ignore_errors=True)
-                runs.append(run(cmd, env))
-            rows.append((big, label, *best_of(runs)))
-        for tree in ("small", "big"):
+                big_times.setdefault(label, []).append(run(cmd, env))
+        rows += [(big, label, *best_of(runs)) for label, runs in big_times.items()]
+        for tree in [t for t, n in (("small", args.small), ("big", args.big)) if n]:
             verify = [sys.executable, "-m", "rehost", "files", "verify", "--content"]
             run(
                 [*verify, str(work / tree), str(work / f"r-{tree}")], env
