@@ -143,6 +143,47 @@ def join_snapshot(engine: Engine, snapshot: str | None) -> Connection:
     return conn
 
 
+def table_sizes(conn: Connection, tables: Sequence[str]) -> dict[str, tuple[int | None, int]]:
+    """PostgreSQL: per table, the planner's row estimate (None if never counted) and its pages.
+
+    Free to ask (no scan): the estimate is for progress and planning only,
+    never for a decision about data. Other engines: an empty dict.
+    """
+    if conn.dialect.name != "postgresql" or not tables:
+        return {}
+    rows = conn.exec_driver_sql(
+        "SELECT n, c.reltuples::bigint,"
+        " pg_relation_size(c.oid) / current_setting('block_size')::bigint"
+        " FROM unnest(%(names)s::text[]) AS n"
+        " JOIN pg_class c ON c.oid = to_regclass(quote_ident(n))",
+        {"names": list(tables)},
+    )
+    return {str(n): (int(r) if r is not None and r >= 0 else None, int(p)) for n, r, p in rows}
+
+
+def ctid_parts(pages: int, parts: int) -> list[str]:
+    """WHERE clauses that split a PostgreSQL table into ``parts`` runs of pages (by ``ctid``).
+
+    Every row version lives at one ctid, so in one snapshot the parts hold
+    each visible row exactly once, whatever the keys; the last part is
+    open-ended (pages added since the size was read hold no row of the
+    snapshot, or rows the snapshot cannot see). PostgreSQL 14 on reads each
+    part with a TID range scan: only its own pages.
+    """
+    bounds = [pages * i // parts for i in range(1, parts)]
+    lows: list[int | None] = [None, *bounds]
+    highs: list[int | None] = [*bounds, None]
+    out = []
+    for lo, hi in zip(lows, highs, strict=True):
+        cond = []
+        if lo is not None:
+            cond.append(f"ctid >= '({lo},0)'::tid")
+        if hi is not None:
+            cond.append(f"ctid < '({hi},0)'::tid")
+        out.append(" AND ".join(cond))
+    return out
+
+
 def session_setup(conn: Connection) -> None:
     """Target session settings: UTC, and MariaDB strict with literal zero IDs."""
     if conn.dialect.name == "postgresql":
@@ -448,18 +489,21 @@ def pipe_postgres(
     advance: Any,
     *,
     freeze: bool = False,
+    where: str | None = None,
 ) -> int:
     """PostgreSQL to PostgreSQL with identical types: binary COPY out, straight in.
 
     libpq hands out one row per read; they are passed on in blocks of about
     1 MB, which saves a call into the target connection per row, by a
     second thread, so reading the source and writing the target overlap.
+    ``where``: only these rows (one part of a table split over several workers).
     """
     src: Any = source.connection.dbapi_connection
     tgt: Any = target.connection.dbapi_connection
     t = _quote(source, table)
     cols = ", ".join(_quote(source, c) for c in columns)
-    out = copy_out(src, f"COPY (SELECT {cols} FROM {t}) TO STDOUT (FORMAT binary)")
+    select = f"SELECT {cols} FROM {t}" + (f" WHERE {where}" if where else "")
+    out = copy_out(src, f"COPY ({select}) TO STDOUT (FORMAT binary)")
     # Closed on the way out whatever happens: it holds the source connection's lock.
     with contextlib.closing(out), tgt.cursor() as tcur:
         with _copy_into(tcur, t, cols, "binary", freeze) as into:

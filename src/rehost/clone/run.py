@@ -6,17 +6,19 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import AddConstraint, CreateIndex
 
 from rehost.checks.findings import Finding
 from rehost.clone import ddl
 from rehost.clone.io import (
     LoadPragmas,
+    ctid_parts,
     export_snapshot,
     join_snapshot,
     last_id,
@@ -28,11 +30,13 @@ from rehost.clone.io import (
     session_setup,
     set_next_id,
     stream,
+    table_sizes,
     write_rows,
 )
 from rehost.clone.plan import ClonePlan, TablePlan, plan_clone
 from rehost.clone.progress import Tracker
 from rehost.clone.reflect import reflect_tables
+from rehost.clone.schedule import Task, run_tasks
 from rehost.clone.types import parse_overrides
 from rehost.clone.values import ZeroDates, converter, source_fix
 from rehost.clone.verify import Sums, TableCheck, in_database, source_sums, verify_table
@@ -42,6 +46,12 @@ from rehost.progress import NoProgress, Progress
 
 MAX_JOBS = 8
 MAINTENANCE_KB = 512 * 1024  # PostgreSQL target: maintenance_work_mem for the key builds
+MAINTENANCE_TOTAL_KB = 2 * 1024 * 1024  # … for all the builds that run at once (--jobs)
+# --jobs, PostgreSQL → PostgreSQL: a table bigger than its share of the work (the
+# pages of all tables over the workers) is copied in parts on several workers, each
+# part at least this many pages (64 MB of 8 kB pages). Needs PostgreSQL 14 (TID range scans).
+SPLIT_MIN_PAGES = 8192
+COUNT_BELOW = 100_000  # rows: a table estimated smaller is counted exactly (it is cheap)
 
 
 class CloneBlocked(RehostError):
@@ -250,7 +260,7 @@ def clone(
 
 def _effective_jobs(jobs: int, plan: ClonePlan, result: CloneResult, verify_only: bool) -> int:
     """The number of tables copied at once: 1 where the engines cannot do more safely."""
-    if jobs == 1 or verify_only or len(plan.tables) == 1:
+    if jobs == 1 or verify_only:
         return 1
     why = ""
     if plan.source == "mysql":
@@ -263,8 +273,10 @@ def _effective_jobs(jobs: int, plan: ClonePlan, result: CloneResult, verify_only
     if why:
         result.findings.append(Finding("clone-jobs", "info", "--jobs", why))
         return 1
+    if len(plan.tables) == 1 and plan.source != "postgresql":
+        return 1  # nothing to share out: one table, which only PostgreSQL splits
     # Each worker holds a source and a target connection: stay within the pools.
-    return min(jobs, len(plan.tables), MAX_JOBS)
+    return min(jobs, MAX_JOBS)
 
 
 class _Workers:
@@ -350,9 +362,17 @@ def _load(
     with tconn.begin():
         ddl.create_tables(tconn, schema, plan, skip=existing)
     zero = ZeroDates()
-    totals = {name: _count(snap, name) for name in plan.tables}
+    sizes = table_sizes(snap, list(plan.tables))
+    totals = _totals(snap, plan, sizes, existing)
     if workers.jobs > 1:
-        result.tables.extend(_load_parallel(snap, plan, bar, existing, workers, zero, totals))
+        _load_parallel(
+            snap, tconn, schema, plan, result, bar, existing, workers, zero, totals, sizes
+        )
+        _zero_date_findings(zero, result)
+        if plan.target != "postgresql":  # PostgreSQL: keys built and sequences set meanwhile
+            _after_load(tconn, schema, plan, result, bar, done=_key_names(tconn, existing))
+            _sequences(snap, tconn, plan)
+        return {}
     else:
         pragmas = LoadPragmas(tconn) if plan.target == "sqlite" else None
         if pragmas:
@@ -377,15 +397,7 @@ def _load(
         finally:
             if pragmas:
                 pragmas.__exit__(None, None, None)
-    for subject, n in sorted(zero.counts.items()):
-        result.findings.append(
-            Finding(
-                "clone-zero-date",
-                "warning",
-                subject,
-                f"{n} MySQL zero date(s) such as 0000-00-00 have no equivalent: made NULL",
-            )
-        )
+    _zero_date_findings(zero, result)
     done = _key_names(tconn, existing)
     if not in_database(plan.source, plan.target):
         _after_load(tconn, schema, plan, result, bar, done=done)
@@ -400,6 +412,41 @@ def _load(
         return known.result()
 
 
+def _zero_date_findings(zero: ZeroDates, result: CloneResult) -> None:
+    for subject, n in sorted(zero.counts.items()):
+        result.findings.append(
+            Finding(
+                "clone-zero-date",
+                "warning",
+                subject,
+                f"{n} MySQL zero date(s) such as 0000-00-00 have no equivalent: made NULL",
+            )
+        )
+
+
+def _totals(
+    snap: Connection,
+    plan: ClonePlan,
+    sizes: dict[str, tuple[int | None, int]],
+    existing: set[str],
+) -> dict[str, int]:
+    """Source rows per table, for progress and the order of the copies.
+
+    A big PostgreSQL table is taken at the planner's estimate (a count would
+    scan it before the copy starts); the rows copied and verified are counted
+    anyway. Exact where a decision depends on it: the tables ``--resume``
+    finds (loaded in full or not), and small or never-analyzed tables.
+    """
+    totals = {}
+    for name in plan.tables:
+        estimate = sizes.get(name, (None, 0))[0]
+        if name in existing or estimate is None or estimate < COUNT_BELOW:
+            totals[name] = _count(snap, name)
+        else:
+            totals[name] = estimate
+    return totals
+
+
 def _copy(
     sconn: Connection,
     tconn: Connection,
@@ -409,18 +456,22 @@ def _copy(
     advance: Callable[..., Any],
     *,
     freeze: bool = False,
+    where: str | None = None,
 ) -> TableResult:
-    """One table's rows from source to target, committed.
+    """One table's rows (or those ``where`` picks) from source to target, committed.
 
     ``freeze``: the table was created by this run (not kept from an interrupted
     one), so nothing references it yet and PostgreSQL may load it frozen.
+    ``where`` (one part of a split table) only on the PostgreSQL → PostgreSQL pipe.
     """
     name = tp.name
     t0 = time.perf_counter()
     try:
         kinds = [(c.mapped.src_kind, c.mapped.kind) for c in tp.columns]
         if tp.same_types and plan.target == "postgresql":
-            rows = pipe_postgres(sconn, tconn, name, tp.column_names, advance, freeze=freeze)
+            rows = pipe_postgres(
+                sconn, tconn, name, tp.column_names, advance, freeze=freeze, where=where
+            )
         elif plan.source == "mysql" and plan.target == "postgresql" and mysql_copy_lines(kinds):
             cols = [(c.name, c.mapped.kind) for c in tp.columns]
             rows = pipe_mysql_text(sconn, tconn, name, cols, tp.pk, advance, freeze=freeze)
@@ -447,77 +498,273 @@ def _copy(
     return TableResult(name, rows, time.perf_counter() - t0)
 
 
+def _split(
+    snap: Connection, plan: ClonePlan, sizes: dict[str, tuple[int | None, int]], jobs: int
+) -> dict[str, list[str]]:
+    """Tables copied in parts by several workers: name → the WHERE clause of each part.
+
+    Only the PostgreSQL → PostgreSQL pipe (the others are bound by Python,
+    which parts would not share), from PostgreSQL 14 (a part reads only its
+    pages), and only a table bigger than its share of all the pages: parts of
+    at least ``SPLIT_MIN_PAGES``, at most one per worker. Parts are committed
+    on their own: they are not loaded frozen, and an interrupted table is
+    reloaded whole by ``--resume``.
+    """
+    if plan.source != "postgresql" or plan.target != "postgresql":
+        return {}
+    if (snap.dialect.server_version_info or (0,)) < (14,):
+        return {}
+    pages = {n: sizes[n][1] for n, tp in plan.tables.items() if n in sizes and tp.same_types}
+    share = max(SPLIT_MIN_PAGES, -(-sum(pages.values()) // jobs))
+    parts = {n: min(jobs, -(-p // share)) for n, p in pages.items()}
+    return {n: ctid_parts(pages[n], k) for n, k in parts.items() if k > 1}
+
+
+@dataclass
+class _Split:
+    """A table's copy while its parts run: rows so far, parts left, its progress callback."""
+
+    parts: int
+    rows: int = 0
+    started: float = 0.0
+    advance: Callable[..., Any] | None = None
+    failed: bool = False
+
+
 def _load_parallel(
     snap: Connection,
+    tconn: Connection,
+    schema: ddl.TargetSchema,
     plan: ClonePlan,
+    result: CloneResult,
     bar: Progress,
     existing: set[str],
     workers: _Workers,
     zero: ZeroDates,
     totals: dict[str, int],
-) -> list[TableResult]:
-    """``--jobs``: tables copied by a pool of threads, biggest first, one progress bar."""
+    sizes: dict[str, tuple[int | None, int]],
+) -> None:
+    """``--jobs``: every step on a pool of workers, as soon as it can run (see ``schedule``).
+
+    Copies first, biggest first, a big PostgreSQL table in parts on several
+    workers; into a PostgreSQL target each table's keys and indexes as soon
+    as its rows are in, its foreign keys once both tables have their keys;
+    PostgreSQL → PostgreSQL each table's verification once all copies are
+    done and its keys built. Each worker has its own target connection and,
+    when it reads, its own source connection in the exported snapshot. The
+    sequences are set meanwhile on the caller's connections. Fills
+    ``result.tables`` (and ``check`` where verified).
+    """
     lock = threading.Lock()
     local = threading.local()
     opened: list[Connection] = []
-    stop = threading.Event()
     tracker = Tracker(bar, totals)
+    postgres = plan.target == "postgresql"
+    checked = in_database(plan.source, plan.target)
 
-    def connections() -> tuple[Connection, Connection]:
-        if not hasattr(local, "pair"):
-            sconn = join_snapshot(workers.source, workers.snapshot)
+    def source() -> Connection:
+        if not hasattr(local, "source"):
+            conn = join_snapshot(workers.source, workers.snapshot)
             with lock:
-                opened.append(sconn)
-            tconn = workers.target.connect()
-            with lock:
-                opened.append(tconn)
-            session_setup(tconn)
-            tconn.commit()
-            local.pair = (sconn, tconn)
-        pair: tuple[Connection, Connection] = local.pair
-        return pair
+                opened.append(conn)
+            local.source = conn
+        conn: Connection = local.source
+        return conn
 
-    def work(name: str) -> TableResult:
-        if stop.is_set():
-            raise CloneFailed("stopped: another table failed")
-        sconn, tconn = connections()
-        total = totals[name]
-        if name in existing and _resumed(tconn, name, total):
-            tracker.skip(name, total)
-            return TableResult(name, total, kept=True)
-        fresh = name not in existing
-        advance = tracker.begin(name, parallel=True)
-        done: TableResult | None = None
+    def target() -> Connection:
+        if not hasattr(local, "target"):
+            conn = workers.target.connect()
+            with lock:
+                opened.append(conn)
+            session_setup(conn)
+            conn.commit()
+            local.target = conn
+        conn: Connection = local.target
+        return conn
+
+    results: dict[str, TableResult] = {}
+    for name in plan.tables:
+        if name in existing and _resumed(tconn, name, totals[name]):
+            tracker.skip(name, totals[name])
+            results[name] = TableResult(name, totals[name], kept=True)
+
+    split = _split(snap, plan, sizes, workers.jobs)
+    order = sorted(plan.tables, key=lambda n: (-sizes.get(n, (None, 0))[1], -totals[n]))
+    rank = {name: i for i, name in enumerate(order)}
+    tasks: list[Task] = []
+    copies: dict[str, set[str]] = {}
+    states: dict[str, _Split] = {}
+
+    def copy(name: str, where: str | None, freeze: bool) -> int:
+        sconn, tc = source(), target()
+        state = states[name]
+        with lock:
+            if state.advance is None:
+                state.started = time.perf_counter()
+                state.advance = tracker.begin(name, parallel=True)
         try:
-            done = _copy(sconn, tconn, plan.tables[name], plan, zero, advance, freeze=fresh)
-            done.bytes = tracker.bytes[name]
-            return done
-        finally:
-            tracker.end(name, done.rows if done else None, parallel=True)
+            done = _copy(
+                sconn, tc, plan.tables[name], plan, zero, state.advance, freeze=freeze, where=where
+            )
+        except BaseException:
+            with lock:
+                if not state.failed:
+                    state.failed = True
+                    tracker.end(name, None, parallel=True)
+            raise
+        return done.rows
 
-    order = sorted(plan.tables, key=lambda n: -totals[n])
-    if tracker.table_sink is None:
-        bar.start(f"copy {len(order)} tables, {workers.jobs} at a time", sum(totals.values()))
-    pool = ThreadPoolExecutor(max_workers=workers.jobs, thread_name_prefix="rehost-clone")
-    try:
-        futures = {name: pool.submit(work, name) for name in order}
-        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise failed[0].exception()  # type: ignore[misc]
-        by_name = {name: f.result() for name, f in futures.items()}
-        return [by_name[name] for name in plan.tables]
-    finally:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+    for name in order:
+        if name in results:
+            continue
+        parts: list[str | None] = [*split.get(name, [])] or [None]
+        freeze = name not in existing and len(parts) == 1
+        states[name] = _Split(len(parts))
+        copies[name] = set()
+        for i, where in enumerate(parts):
+            key = f"copy {name} {i}"
+            copies[name].add(key)
+            tasks.append(
+                Task(
+                    key,
+                    lambda n=name, w=where, f=freeze: copy(n, w, f),
+                    locks={name: "excl" if freeze else "copy"},
+                    priority=(0, rank[name], i),
+                )
+            )
+    all_copies = {key for keys in copies.values() for key in keys}
+
+    steps: list[tuple[str, Any]] = []
+    if postgres:
+        steps = _pending(schema, plan, _key_names(tconn, existing))
+    keys: dict[str, set[str]] = {name: set() for name in plan.tables}
+    kb = _maintenance_kb(tconn, workers.jobs) if steps else None
+
+    def build(table: str, element: Any) -> Finding | None:
+        tc = target()
+        if kb is not None and not getattr(local, "maintenance", False):
+            tc.exec_driver_sql(f"SET maintenance_work_mem = '{kb}kB'")
+            tc.commit()
+            local.maintenance = True
+        return _add(tc, table, element)
+
+    fks = []
+    for i, (table, element) in enumerate(steps):
+        key = f"key {table} {i}"
+        ref = _referenced(element)
+        if ref is not None:
+            fks.append((key, table, ref, element))
+            continue
+        keys[table].add(key)
+        mode = "share" if isinstance(element, CreateIndex) else "excl"
+        tasks.append(
+            Task(
+                key,
+                lambda t=table, e=element: build(t, e),
+                after=set(copies.get(table, ())),
+                locks={table: mode},
+                priority=(1, rank[table], i),
+            )
+        )
+    for key, table, ref, element in fks:
+        tasks.append(
+            Task(
+                key,
+                lambda t=table, e=element: build(t, e),
+                after={*copies.get(table, ()), *copies.get(ref, ()), *keys[table], *keys[ref]},
+                locks={table: "write", ref: "write"},
+                priority=(2, rank[table], key),
+            )
+        )
+
+    def check(name: str) -> tuple[TableCheck, float]:
+        sconn, tc = source(), target()
+        t0 = time.perf_counter()
+        outcome = verify_table(sconn, tc, plan.tables[name], plan.source, plan.target, None)
+        tc.rollback()
+        return outcome, time.perf_counter() - t0
+
+    if checked:
+        for name in plan.tables:
+            tasks.append(
+                Task(
+                    f"verify {name}",
+                    lambda n=name: check(n),
+                    after={*all_copies, *keys[name]},
+                    locks={name: "read"},
+                    priority=(3, rank[name]),
+                )
+            )
+
+    later = len(tasks) - len(all_copies)  # steps after the copies (progress)
+    copying = len(all_copies)
+    ended = 0
+    if tracker.table_sink is None and copying:
+        bar.start(f"copy {len(copies)} tables, {workers.jobs} at a time", sum(totals.values()))
+
+    def phase() -> None:
         if tracker.table_sink is None:
+            bar.finish()
+        if later:
+            what = "keys, indexes, foreign keys" + (", verify" if checked else "")
+            bar.start(what, later)
+            bar.advance(ended)
+
+    def on_done(task: Task, value: Any) -> None:
+        nonlocal copying, ended
+        kind, name = task.key.split(" ")[:2]
+        if kind == "copy":
+            state = states[name]
+            state.rows += value
+            state.parts -= 1
+            if state.parts == 0:
+                tracker.end(name, state.rows, parallel=True)
+                results[name] = TableResult(
+                    name,
+                    state.rows,
+                    time.perf_counter() - state.started,
+                    bytes=tracker.bytes[name],
+                )
+            copying -= 1
+            if copying == 0:
+                phase()
+            return
+        ended += 1
+        if copying == 0:
+            bar.advance()
+        if kind == "key" and value is not None:
+            result.findings.append(value)
+        elif kind == "verify":
+            outcome, seconds = value
+            entry = results.setdefault(name, TableResult(name))
+            entry.check, entry.verify_seconds = outcome, seconds
+            if not entry.rows:
+                entry.rows = outcome.target_rows
+
+    def meanwhile() -> None:
+        if postgres:  # no table lock: the copies are not held up
+            _sequences(snap, tconn, plan)
+
+    try:
+        if not copying:
+            phase()
+        run_tasks(tasks, workers.jobs, on_done, idle=meanwhile)
+    finally:
+        if later or tracker.table_sink is None:
             bar.finish()
         for conn in opened:
             with contextlib.suppress(Exception):
                 conn.rollback()
                 conn.close()
+    result.tables.extend(results[name] for name in plan.tables)
+
+
+def _referenced(element: Any) -> str | None:
+    """The table a foreign key step references (None for any other step)."""
+    fk = getattr(element, "element", None)
+    if isinstance(element, AddConstraint) and isinstance(fk, sa.ForeignKeyConstraint):
+        return str(fk.referred_table.name)
+    return None
 
 
 def _resumed(tconn: Connection, table: str, total: int) -> bool:
@@ -547,6 +794,47 @@ def _key_names(tconn: Connection, tables: set[str]) -> set[tuple[str, str]]:
     return names
 
 
+def _pending(
+    schema: ddl.TargetSchema, plan: ClonePlan, done: set[tuple[str, str]]
+) -> list[tuple[str, Any]]:
+    """The keys, indexes and foreign keys to add: all but those ``done`` (``--resume``)."""
+    return [
+        (table, element)
+        for table, element in ddl.after_load(schema, plan)
+        if (table, str(getattr(getattr(element, "element", None), "name", "")).lower()) not in done
+    ]
+
+
+def _maintenance_kb(tconn: Connection, jobs: int) -> int | None:
+    """PostgreSQL: the maintenance_work_mem to set for key builds (None: keep the server's).
+
+    Index builds sort in memory up to this much (per build; only what they
+    need), up to ``MAINTENANCE_TOTAL_KB`` for the builds that run at once.
+    """
+    kb = tconn.exec_driver_sql(
+        "SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'"
+    ).scalar()
+    tconn.commit()
+    wanted = min(MAINTENANCE_KB, MAINTENANCE_TOTAL_KB // jobs)
+    return wanted if kb is not None and int(kb) < wanted else None
+
+
+def _add(tconn: Connection, table: str, element: Any) -> Finding | None:
+    """Run one key/index/foreign-key step; a refusal is a finding, not a failure."""
+    try:
+        with tconn.begin():
+            tconn.execute(element)
+    except sa.exc.DBAPIError as exc:
+        return Finding(
+            "clone-constraint-failed",
+            "error",
+            table,
+            _refused(table, exc, "constraint"),
+            fix="fix the rows in the source, then clone again with --replace",
+        )
+    return None
+
+
 def _after_load(
     tconn: Connection,
     schema: ddl.TargetSchema,
@@ -555,38 +843,21 @@ def _after_load(
     bar: Progress,
     done: set[tuple[str, str]],
 ) -> None:
-    steps = [
-        (table, element)
-        for table, element in ddl.after_load(schema, plan)
-        if (table, str(getattr(getattr(element, "element", None), "name", "")).lower()) not in done
-    ]
+    steps = _pending(schema, plan, done)
     bar.start("keys, indexes, foreign keys", len(steps))
     if plan.target == "postgresql":
-        # Index builds sort in memory up to this much (per build; only what they need).
-        kb = tconn.exec_driver_sql(
-            "SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'"
-        ).scalar()
-        if kb is not None and int(kb) < MAINTENANCE_KB:
-            tconn.exec_driver_sql(f"SET maintenance_work_mem = '{MAINTENANCE_KB}kB'")
-        tconn.commit()
+        kb = _maintenance_kb(tconn, 1)
+        if kb is not None:
+            tconn.exec_driver_sql(f"SET maintenance_work_mem = '{kb}kB'")
+            tconn.commit()
     if plan.target == "mysql":
         tconn.exec_driver_sql("SET SESSION foreign_key_checks = 0")
         tconn.commit()
     try:
         for table, element in steps:
-            try:
-                with tconn.begin():
-                    tconn.execute(element)
-            except sa.exc.DBAPIError as exc:
-                result.findings.append(
-                    Finding(
-                        "clone-constraint-failed",
-                        "error",
-                        table,
-                        _refused(table, exc, "constraint"),
-                        fix="fix the rows in the source, then clone again with --replace",
-                    )
-                )
+            refused = _add(tconn, table, element)
+            if refused is not None:
+                result.findings.append(refused)
             bar.advance()
     finally:
         if plan.target == "mysql":
@@ -618,6 +889,8 @@ def _verify(
 ) -> None:
     by_name = {t.name: t for t in result.tables}
     for name, tp in plan.tables.items():
+        if name in by_name and by_name[name].check is not None:
+            continue  # verified by a worker already (--jobs)
         bar.start(f"verify {name}", None)
         t0 = time.perf_counter()
         try:
