@@ -256,6 +256,15 @@ def test_sftp_round_trip(sftp: SFTPServer, tmp_path: Path) -> None:
     assert contents(back) == contents(src)
     assert files("transfer", url, str(back), *sftp.opts)["counts"]["copied"] == 0
 
+    # Written into an existing directory, whose mtime is then set back: entries kept
+    # from listings during the run are not trusted for a directory written into.
+    (src / "docs" / "new.txt").write_text("new\n")
+    os.utime(src / "docs", ns=(T_OLD, T_OLD))
+    rep = files("transfer", str(src), url, *sftp.opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 1
+    assert os.stat(on_server / "docs").st_mtime_ns == T_OLD // 10**9 * 10**9
+    assert files("verify", str(src), url, *sftp.opts)["ok"]
+
 
 def test_sftp_server_killed_mid_run_then_rerun_completes(sftp: SFTPServer, tmp_path: Path) -> None:
     src = tmp_path / "src"

@@ -228,13 +228,21 @@ class SFTPTree(_RemoteTree):
         self._listed: OrderedDict[bytes, dict[bytes, Entry]] = OrderedDict()
 
     def _cached(self, rel: bytes) -> tuple[bool, Entry | None]:
-        """(known, entry) from the listing of ``rel``'s directory, for files and links."""
+        """(known, entry) from the listing of ``rel``'s directory. A directory's entry
+        there holds until something is written inside it: transfer looks each one up
+        before it writes into it, and calls :meth:`forget_listings` before it looks
+        again; one this run created (mtime -1 below) is always asked for."""
         with self._lock:
             listing = self._listed.get(parent(rel)) if rel else None
             if listing is None:
                 return False, None
             found = listing.get(rel.rsplit(b"/", 1)[-1])
-        return (found is None or found.kind != DIR), found
+        return (found is None or found.kind != DIR or found.mtime_ns >= 0), found
+
+    def forget_listings(self) -> None:
+        """Drop the kept listings (their directories' entries are stale once written into)."""
+        with self._lock:
+            self._listed.clear()
 
     def _remember(self, rel: bytes, entry: Entry | None) -> None:
         with self._lock:
@@ -377,7 +385,7 @@ class SFTPTree(_RemoteTree):
         path = self.path(rel)
         attrs = asyncssh.SFTPAttrs(permissions=0o700)
         self._retry(lambda: self._call(lambda ch: ch.mkdir(path, attrs)))
-        self._remember(rel, Entry(rel, DIR, 0, 0, 0o700, 0, 0))  # looked up afresh: a dir
+        self._remember(rel, Entry(rel, DIR, 0, -1, 0o700, 0, 0))  # a dir, looked up afresh
 
     def _temp(self, rel: bytes) -> bytes:
         name = TEMP_PREFIX + secrets.token_hex(8).encode() + TEMP_SUFFIX
