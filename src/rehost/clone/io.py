@@ -31,7 +31,6 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from psycopg.copy import LibpqWriter
-from pymysql.converters import escape_bytes_prefixed, escape_string  # type: ignore[import-untyped]
 from sqlalchemy.engine import Connection, Engine
 
 BATCH = 5000
@@ -282,13 +281,14 @@ def _mysql_insert(
     packet = min(MYSQL_STMT_BYTES, int(cur.fetchone()[0]) - 64 * 1024)
     limit = max(256 * 1024, packet // 4)  # characters: up to 4 bytes each in utf8mb4
     literal = raw.literal
+    literals = _mysql_literals()
     total = 0
     try:
         parts: list[str] = []
         size = sent = 0
         for rows in batches:
             columns = [
-                [_mysql_literal(v, literal) for v in [r[i] for r in rows]]
+                [_mysql_literal(v, literal, literals) for v in [r[i] for r in rows]]
                 for i in range(len(rows[0]))
             ]
             before = size + sent
@@ -310,31 +310,37 @@ def _mysql_insert(
     return total
 
 
-def _quote_text(v: str) -> str:
-    return "'" + escape_string(v) + "'"
-
-
 def _quote_iso(v: Any) -> str:
     return "'" + v.isoformat() + "'"
 
 
-_MYSQL_LITERALS: dict[type, Any] = {
-    int: str,
-    bool: lambda v: "1" if v else "0",
-    float: repr,
-    decimal.Decimal: str,
-    str: _quote_text,
-    bytes: escape_bytes_prefixed,
-    dt.datetime: _quote_iso,
-    dt.date: _quote_iso,
-    dt.time: _quote_iso,
-}
+def _mysql_literals() -> dict[type, Any]:
+    """Python type → its MariaDB literal (PyMySQL's escaping, imported only for MariaDB)."""
+    from pymysql.converters import (  # type: ignore[import-untyped]
+        escape_bytes_prefixed,
+        escape_string,
+    )
+
+    def quote_text(v: str) -> str:
+        return "'" + escape_string(v) + "'"
+
+    return {
+        int: str,
+        bool: lambda v: "1" if v else "0",
+        float: repr,
+        decimal.Decimal: str,
+        str: quote_text,
+        bytes: escape_bytes_prefixed,
+        dt.datetime: _quote_iso,
+        dt.date: _quote_iso,
+        dt.time: _quote_iso,
+    }
 
 
-def _mysql_literal(v: Any, fallback: Any) -> str:
+def _mysql_literal(v: Any, fallback: Any, literals: dict[type, Any]) -> str:
     if v is None:
         return "NULL"
-    fn = _MYSQL_LITERALS.get(v.__class__)
+    fn = literals.get(v.__class__)
     return fn(v) if fn is not None else fallback(v)
 
 

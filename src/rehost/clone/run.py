@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -560,7 +561,7 @@ def _load_parallel(
     opened: list[Connection] = []
     tracker = Tracker(bar, totals)
     postgres = plan.target == "postgresql"
-    checked = in_database(plan.source, plan.target)
+    checked = plan.source == plan.target == "postgresql"  # workers share the snapshot
 
     def source() -> Connection:
         if not hasattr(local, "source"):
@@ -677,20 +678,37 @@ def _load_parallel(
             )
         )
 
+    sums: dict[str, tuple[Any, float]] = {}  # table → (the source's sums, seconds)
+
+    def source_side(name: str) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        one = dataclasses.replace(plan, tables={name: plan.tables[name]})
+        return source_sums(source(), one).get(name), time.perf_counter() - t0
+
     def check(name: str) -> tuple[TableCheck, float]:
         sconn, tc = source(), target()
+        known, spent = sums.get(name, (None, 0.0))
         t0 = time.perf_counter()
-        outcome = verify_table(sconn, tc, plan.tables[name], plan.source, plan.target, None)
+        outcome = verify_table(sconn, tc, plan.tables[name], plan.source, plan.target, known)
         tc.rollback()
-        return outcome, time.perf_counter() - t0
+        return outcome, spent + time.perf_counter() - t0
 
     if checked:
-        for name in plan.tables:
+        for name, tp in plan.tables.items():
+            if tp.same_types:  # the source's side needs no target: while keys are built
+                tasks.append(
+                    Task(
+                        f"sums {name}",
+                        lambda n=name: source_side(n),
+                        after=set(all_copies),
+                        priority=(1, rank[name], -1),
+                    )
+                )
             tasks.append(
                 Task(
                     f"verify {name}",
                     lambda n=name: check(n),
-                    after={*all_copies, *keys[name]},
+                    after={*all_copies, *keys[name], *([f"sums {name}"] if tp.same_types else [])},
                     locks={name: "read"},
                     priority=(3, rank[name]),
                 )
@@ -734,6 +752,8 @@ def _load_parallel(
             bar.advance()
         if kind == "key" and value is not None:
             result.findings.append(value)
+        elif kind == "sums":
+            sums[name] = value
         elif kind == "verify":
             outcome, seconds = value
             entry = results.setdefault(name, TableResult(name))
