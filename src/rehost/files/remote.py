@@ -43,6 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -229,9 +230,9 @@ class SFTPTree(_RemoteTree):
 
     def _cached(self, rel: bytes) -> tuple[bool, Entry | None]:
         """(known, entry) from the listing of ``rel``'s directory. A directory's entry
-        there holds until something is written inside it: transfer looks each one up
-        before it writes into it, and calls :meth:`forget_listings` before it looks
-        again; one this run created (mtime -1 below) is always asked for."""
+        there holds until something is written inside it or its times are set
+        (:meth:`_touched` marks it, as make_dir marks a new one: mtime -1); then it is
+        asked for again."""
         with self._lock:
             listing = self._listed.get(parent(rel)) if rel else None
             if listing is None:
@@ -239,10 +240,17 @@ class SFTPTree(_RemoteTree):
             found = listing.get(rel.rsplit(b"/", 1)[-1])
         return (found is None or found.kind != DIR or found.mtime_ns >= 0), found
 
-    def forget_listings(self) -> None:
-        """Drop the kept listings (their directories' entries are stale once written into)."""
+    def _touched(self, dir_rel: bytes) -> None:
+        """The directory ``dir_rel`` changes (written into, or given times): its entry
+        in its parent's listing is no longer to be trusted."""
+        if not dir_rel:
+            return
         with self._lock:
-            self._listed.clear()
+            listing = self._listed.get(parent(dir_rel))
+            name = dir_rel.rsplit(b"/", 1)[-1]
+            found = listing.get(name) if listing is not None else None
+            if listing is not None and found is not None and found.kind == DIR:
+                listing[name] = replace(found, mtime_ns=-1)
 
     def _remember(self, rel: bytes, entry: Entry | None) -> None:
         with self._lock:
@@ -384,6 +392,7 @@ class SFTPTree(_RemoteTree):
 
         path = self.path(rel)
         attrs = asyncssh.SFTPAttrs(permissions=0o700)
+        self._touched(parent(rel))
         self._retry(lambda: self._call(lambda ch: ch.mkdir(path, attrs)))
         self._remember(rel, Entry(rel, DIR, 0, -1, 0o700, 0, 0))  # a dir, looked up afresh
 
@@ -425,6 +434,7 @@ class SFTPTree(_RemoteTree):
         from fsspec.asyn import sync
 
         path = self.path(rel)
+        self._touched(parent(rel))
 
         def once() -> Placed:
             tmp = self._temp(rel)
@@ -488,6 +498,7 @@ class SFTPTree(_RemoteTree):
     def symlink(self, src: Entry, wanted: Wanted) -> Placed:
         assert src.link is not None
         path, link = self.path(src.rel), src.link
+        self._touched(parent(src.rel))
 
         def once() -> Placed:
             tmp = self._temp(src.rel)
@@ -539,6 +550,7 @@ class SFTPTree(_RemoteTree):
                                                           mtime=secs))  # fmt: skip
             return notes, await ch.lstat(path)
 
+        self._touched(rel)
         notes, attrs = self._retry(lambda: self._call(go))
         now = self._entry(rel, attrs, src.link)
         self._remember(rel, now)
@@ -549,6 +561,7 @@ class SFTPTree(_RemoteTree):
 
         path, secs = self.path(rel), src.mtime_ns // 1_000_000_000
         attrs = asyncssh.SFTPAttrs(atime=secs, mtime=secs)
+        self._touched(rel)
         self._retry(lambda: self._call(lambda ch: ch.setstat(path, attrs)))
 
     def remove(self, rel: bytes) -> None:
@@ -561,11 +574,13 @@ class SFTPTree(_RemoteTree):
             else:
                 await ch.remove(path)
 
+        self._touched(parent(rel))
         self._retry(lambda: self._call(go))
         self._remember(rel, None)
 
     def remove_temp(self, rel: bytes) -> bool:
         path = self.path(rel)
+        self._touched(parent(rel))
         try:
             self._retry(lambda: self._call(lambda ch: ch.remove(path)))
         except FileNotFoundError:

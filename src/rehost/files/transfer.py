@@ -794,9 +794,6 @@ class _Transfer:
         """Directory metadata, deepest first, after everything inside was written."""
         if self.opt.preview:
             return
-        forget = getattr(self.target, "forget_listings", None)
-        if forget is not None:  # SFTP: directory entries kept from listings are stale now
-            forget()
         for src in self.dirs.reversed():
             try:
                 if self.opt.xattrs:
