@@ -17,7 +17,9 @@ rehost: per table the row count and an order-independent sum of the rows'
 MD5s, computed by PostgreSQL, plus the constraint and index definitions and
 the sequences' values. Prints a Markdown table: seconds, ratio to the
 fastest pg_dump/pg_restore run, peak memory (ru_maxrss of the tool's
-processes, from /usr/bin/time -v; the server's backends are not counted).
+processes, from /usr/bin/time -v; the server's backends are not counted), and
+the machine's 1-minute load average when each run started (other work on a
+small machine moves the figures: compare within a run).
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and its client tools.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -155,13 +158,15 @@ def main() -> None:
     rehost = str(Path(sys.executable).with_name("rehost"))
     src = source(args.scale)
     expected = fingerprint(src)
-    rows: list[tuple[str, float, int, str]] = []
-    for _ in range(args.runs):
+    rows: list[tuple[int, float, str, float, int, str]] = []
+    for run in range(1, args.runs + 1):
+        load = os.getloadavg()[0]
+        this: list[tuple[str, float, int, str]] = []
         tgt = fresh("rh_bench_pgtgt")
         t, m, _ = timed(
             f"pg_dump {' '.join(HOST)} -Fc {src} | pg_restore {' '.join(HOST)} -d {tgt}"
         )
-        rows.append(("`pg_dump -Fc \\| pg_restore`", t, m, same(expected, fingerprint(tgt))))
+        this.append(("`pg_dump -Fc \\| pg_restore`", t, m, same(expected, fingerprint(tgt))))
 
         tgt = fresh("rh_bench_pgtgt")
         with tempfile.TemporaryDirectory() as tmp:
@@ -169,7 +174,7 @@ def main() -> None:
             t1, m1, _ = timed(["pg_dump", *HOST, "-Fd", "-j2", "-f", str(out), src])
             t2, m2, _ = timed(["pg_restore", *HOST, "-j2", "-d", tgt, str(out)])
             shutil.rmtree(out)
-        rows.append(
+        this.append(
             (
                 "`pg_dump -Fd -j2` + `pg_restore -j2`",
                 t1 + t2,
@@ -184,25 +189,28 @@ def main() -> None:
         )
         report, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
         verified = "passed" if report["ok"] else "FAILED"
-        load = max(x["seconds"] for x in report["tables"])
+        copy = max(x["seconds"] for x in report["tables"])
         check = sum(x["verify_seconds"] for x in report["tables"])
-        rows.append(
+        this.append(
             (
                 f"`rehost clone --jobs {args.jobs}` (its verify {verified}; "
-                f"biggest table's copy {load:.1f} s, verify {check:.1f} s)",
+                f"biggest table's copy {copy:.1f} s, verify {check:.1f} s)",
                 t,
                 m,
                 same(expected, fingerprint(tgt)),
             )
         )
         drop(tgt)
-    best = min(t for name, t, _, _ in rows if name.startswith("`pg_dump"))
+        rows.extend((run, load, *r) for r in this)
+    best = min(t for _, _, name, t, _, _ in rows if name.startswith("`pg_dump"))
     accounts = args.scale * 100_000
     print(f"pgbench scale {args.scale} ({accounts:,} accounts), PostgreSQL → PostgreSQL")
-    print("| tool | seconds | × best pg_dump/pg_restore | peak MB | target equals source |")
-    print("| --- | --- | --- | --- | --- |")
-    for name, t, m, ok in rows:
-        print(f"| {name} | {t:.1f} | {t / best:.2f} | {m} | {ok} |")
+    print(
+        "| run | load | tool | seconds | × best pg_dump/pg_restore | peak MB | target equals source |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for run, load, name, t, m, ok in rows:
+        print(f"| {run} | {load:.1f} | {name} | {t:.1f} | {t / best:.2f} | {m} | {ok} |")
 
 
 if __name__ == "__main__":

@@ -672,7 +672,12 @@ def _load_parallel(
             Task(
                 key,
                 lambda t=table, e=element: build(t, e),
-                after={*copies.get(table, ()), *copies.get(ref, ()), *keys[table], *keys[ref]},
+                after={
+                    *copies.get(table, ()),
+                    *copies.get(ref, ()),
+                    *keys[table],
+                    *keys.get(ref, ()),
+                },
                 locks={table: "write", ref: "write"},
                 priority=(2, rank[table], key),
             )
