@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from rehost.clone import io, run
-from rehost.clone.schedule import Task, conflicts, next_ready, run_tasks
+from rehost.clone.schedule import Task, conflicts, first_free, run_tasks
 from tests.test_clone import clone_json, engine, rehost, run_sql
 
 # ------------------------------------------------------------------ the schedule
@@ -26,13 +26,12 @@ def test_lock_modes_follow_postgresql():
     assert not conflicts([{"a": "excl"}], {"b": "excl"})
 
 
-def test_next_ready_skips_what_waits_or_would_block():
-    a = Task("a", lambda: None, locks={"t": "excl"}, priority=(0,))
-    b = Task("b", lambda: None, after={"a"}, priority=(1,))
+def test_first_free_skips_what_would_block():
+    a = Task("a", lambda: None, locks={"t": "excl"})
     c = Task("c", lambda: None, locks={"t": "read"}, priority=(2,))
     d = Task("d", lambda: None, locks={"u": "share"}, priority=(3,))
-    assert next_ready([b, c, d], set(), [a]) is d  # b waits on a; c on a's lock
-    assert next_ready([b, c, d], {"a"}, []) is b
+    assert first_free([c, d], [a]) is d  # c waits for a's lock
+    assert first_free([c, d], []) is c
 
 
 def test_run_tasks_keeps_dependencies_and_locks_and_raises_the_first_failure():
@@ -78,6 +77,28 @@ def test_run_tasks_keeps_dependencies_and_locks_and_raises_the_first_failure():
     assert later == []  # what depended on the failed task never ran
     with pytest.raises(ValueError, match="unknown"):
         run_tasks([Task("z", lambda: None, {"nope"})], 1)
+    with pytest.raises(ValueError, match="wait on each other"):
+        run_tasks([Task("p", lambda: None, {"q"}), Task("q", lambda: None, {"p"})], 1)
+
+
+def test_run_tasks_schedules_thousands_of_tables_without_rescanning():
+    """Copy, key, then a foreign key to the previous table, for 3,000 tables."""
+    order: list[str] = []
+    tasks = []
+    for i in range(3000):
+        tasks.append(Task(f"copy {i}", lambda i=i: order.append(f"copy {i}"), priority=(0, i)))
+        tasks.append(Task(f"key {i}", lambda: None, {f"copy {i}"}, {str(i): "excl"}, (1, i)))
+        if i:
+            after = {f"key {i}", f"key {i - 1}"}
+            locks = {str(i): "write", str(i - 1): "write"}
+            tasks.append(Task(f"fk {i}", lambda: None, after, locks, (2, i)))
+    ended: list[str] = []
+    t0 = time.perf_counter()
+    run_tasks(tasks, 2, lambda t, v: ended.append(t.key))
+    assert time.perf_counter() - t0 < 60  # about a second; quadratic would take minutes
+    assert len(ended) == len(tasks) and len(order) == 3000
+    position = {k: i for i, k in enumerate(ended)}
+    assert all(position[f"fk {i}"] > position[f"key {i - 1}"] for i in range(1, 3000))
 
 
 def test_ctid_parts_cover_every_page_once():

@@ -522,7 +522,7 @@ def _split(
 
 
 @dataclass
-class _Split:
+class _Parts:
     """A table's copy while its parts run: rows so far, parts left, its progress callback."""
 
     parts: int
@@ -594,7 +594,7 @@ def _load_parallel(
     rank = {name: i for i, name in enumerate(order)}
     tasks: list[Task] = []
     copies: dict[str, set[str]] = {}
-    states: dict[str, _Split] = {}
+    states: dict[str, _Parts] = {}
 
     def copy(name: str, where: str | None, freeze: bool) -> int:
         sconn, tc = source(), target()
@@ -620,7 +620,7 @@ def _load_parallel(
             continue
         parts: list[str | None] = [*split.get(name, [])] or [None]
         freeze = name not in existing and len(parts) == 1
-        states[name] = _Split(len(parts))
+        states[name] = _Parts(len(parts))
         copies[name] = set()
         for i, where in enumerate(parts):
             key = f"copy {name} {i}"

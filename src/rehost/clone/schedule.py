@@ -19,6 +19,8 @@ modes are PostgreSQL's, as the statements take them:
 
 from __future__ import annotations
 
+from bisect import insort
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -55,11 +57,11 @@ def conflicts(held: Iterable[dict[str, str]], wanted: dict[str, str]) -> bool:
     return False
 
 
-def next_ready(waiting: list[Task], finished: set[str], running: Iterable[Task]) -> Task | None:
-    """The first waiting task (by priority) whose dependencies ended and locks are free."""
+def first_free(ready: list[Task], running: Iterable[Task]) -> Task | None:
+    """The first of the ``ready`` tasks (kept in priority order) whose locks are free."""
     held = [t.locks for t in running]
-    for task in sorted(waiting, key=lambda t: t.priority):
-        if task.after <= finished and not conflicts(held, task.locks):
+    for task in ready:
+        if not conflicts(held, task.locks):
             return task
     return None
 
@@ -78,25 +80,33 @@ def run_tasks(
     ``idle()`` runs once in the calling thread after the first tasks are
     started (work for the caller's own connections meanwhile). On a failure
     the tasks not started are dropped and those running are waited for.
+    A task becomes ready when the last one it waits on ends (no rescans: a
+    schema of thousands of tables schedules as fast as a small one).
     """
     keys = {t.key for t in tasks}
     unknown = {k for t in tasks for k in t.after} - keys
     if unknown:
         raise ValueError(f"tasks depend on unknown tasks: {sorted(unknown)}")
-    waiting = list(tasks)
-    finished: set[str] = set()
+    left = {t.key: len(t.after) for t in tasks}  # what each still waits on
+    dependents: dict[str, list[Task]] = defaultdict(list)
+    for t in tasks:
+        for k in t.after:
+            dependents[k].append(t)
+    ready = sorted((t for t in tasks if not t.after), key=_priority)
     running: dict[Future[Any], Task] = {}
+    ended = 0
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=name)
     try:
-        while waiting or running:
+        while ended < len(tasks):
             while len(running) < jobs:
-                task = next_ready(waiting, finished, running.values())
+                task = first_free(ready, running.values())
                 if task is None:
                     break
-                waiting.remove(task)
+                ready.remove(task)
                 running[pool.submit(task.run)] = task
             if not running:
-                raise ValueError(f"tasks wait on each other: {[t.key for t in waiting]}")
+                waiting = sorted(k for k, n in left.items() if n)
+                raise ValueError(f"tasks wait on each other: {waiting}")
             if idle is not None:
                 idle, call = None, idle
                 call()
@@ -104,10 +114,18 @@ def run_tasks(
             for future in done:
                 task = running.pop(future)
                 result = future.result()  # raises: the rest is dropped below
-                finished.add(task.key)
+                ended += 1
+                for d in dependents[task.key]:
+                    left[d.key] -= 1
+                    if not left[d.key]:
+                        insort(ready, d, key=_priority)
                 if on_done is not None:
                     on_done(task, result)
         if idle is not None:  # nothing to run at all
             idle()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _priority(task: Task) -> tuple[Any, ...]:
+    return task.priority
