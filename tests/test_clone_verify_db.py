@@ -260,3 +260,31 @@ def test_sqlite_side_marks_values_it_cannot_write_so_the_range_is_streamed():
     assert (text("1,2"), text(""), text(7)) == ("3:1,2", "0:", rowtext.MARK)
     assert rowtext.py_field("bool")(1) == "1"
     assert rowtext.py_field("bool")("t") == rowtext.MARK
+
+
+def test_bigint_unsigned_as_numeric_is_hashed_and_a_changed_digit_named(make_db):
+    source = make_db("mariadb")
+    run_sql(
+        source,
+        "CREATE TABLE counters (id INT PRIMARY KEY, n BIGINT UNSIGNED, d DATE)",
+        "INSERT INTO counters VALUES (1, 18446744073709551615, '2024-02-29'),"
+        " (2, 0, NULL), (3, NULL, '1000-01-01')",
+    )
+    target = make_db("postgresql")
+    result = rehost("clone", source, target, "--map-type", "bigint unsigned=NUMERIC(20)", "--json")
+    assert result.exit_code == 0, result.output
+    check = by_table(json.loads(result.stdout))["counters"]
+    assert (check["method"], check["streamed_columns"]) == ("database", [])
+    run_sql(target, "UPDATE counters SET n = 18446744073709551614 WHERE id = 1")
+    result = rehost(
+        "clone",
+        source,
+        target,
+        "--map-type",
+        "bigint unsigned=NUMERIC(20)",
+        "--verify-only",
+        "--json",
+    )
+    assert result.exit_code == 1
+    check = by_table(json.loads(result.stdout))["counters"]
+    assert check["first_difference"] == "counters (id=1): n differs"

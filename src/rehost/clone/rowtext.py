@@ -53,8 +53,10 @@ def family(m: Mapped) -> str | None:
         return "decimal"
     if m.src_kind == m.kind == "float" and not m.float4:
         return "float"
-    if {m.src_kind, m.kind} == {"int", "decimal"} and m.scale == 0:
-        return "int"  # BIGINT UNSIGNED as NUMERIC(20): the same integer digits
+    if {m.src_kind, m.kind} == {"int", "decimal"} and m.scale in (0, None):
+        # BIGINT UNSIGNED as NUMERIC(20): the same digits (a decimal with a fraction
+        # writes it, so it never matches an integer)
+        return "int"
     return None
 
 

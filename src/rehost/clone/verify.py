@@ -618,13 +618,27 @@ def _sql_sums(
         for f in layout
     ]
     h = rowtext.sql_hash(dialect, fields)
-    bucket = "0" if bounds is None else rowtext.sql_bucket(dialect, q(_int_key(tp) or ""), *bounds)
-    total = "coalesce" if dialect == "postgresql" else "COALESCE"
-    sql = f"SELECT {bucket}, count(*), {total}(sum({h}), 0) FROM {q(tp.name)}"
-    if bounds is not None:
-        sql += " GROUP BY 1"
+    t = q(tp.name)
+    key = q(_int_key(tp) or "")
+    bucket = "0" if bounds is None else rowtext.sql_bucket(dialect, key, *bounds)
+    sums = f"count(*), COALESCE(sum({h}), 0)"
+    sql = [f"SELECT {bucket}, {sums} FROM {t}" + (" GROUP BY 1" if bounds else "")]
+    if dialect == "mysql" and bounds is not None:
+        # MariaDB groups a million rows through a temporary table (a third of the time):
+        # one primary-key range read per range instead, the keys outside them grouped.
+        lo, width = bounds
+        sql = [
+            f"SELECT {b}, {sums} FROM {t} WHERE {key} >= {lo + b * width}"
+            f" AND {key} < {lo + (b + 1) * width}"
+            for b in range(BUCKETS)
+        ]
+        sql.append(
+            f"SELECT {bucket}, {sums} FROM {t}"
+            f" WHERE {key} < {lo} OR {key} >= {lo + BUCKETS * width} GROUP BY 1"
+        )
     raw: Any = conn.connection.dbapi_connection
     savepoint = dialect == "postgresql"  # an error must not end the source's snapshot
+    out: dict[int, tuple[int, int]] = {}
     cur = raw.cursor()
     try:
         if savepoint:
@@ -632,8 +646,12 @@ def _sql_sums(
         if dialect == "postgresql":
             for setting in _PG_SETTINGS:
                 cur.execute(setting)
-        cur.execute(sql)
-        rows = cur.fetchall()
+        for statement in sql:
+            cur.execute(statement)
+            for b, n, total in cur.fetchall():
+                if n:  # ranges without rows are left out, as GROUP BY does
+                    before = out.get(int(b), (0, 0))
+                    out[int(b)] = (before[0] + int(n), before[1] + int(total))
         if savepoint:
             cur.execute("RELEASE SAVEPOINT rehost_sums")
     except conn.dialect.dbapi.Error:  # type: ignore[union-attr]
@@ -642,7 +660,9 @@ def _sql_sums(
         return None
     finally:
         cur.close()
-    return {int(b): (int(n), str(int(s))) for b, n, s in rows}
+    if bounds is None:
+        out.setdefault(0, (0, 0))
+    return {b: (n, str(total)) for b, (n, total) in out.items()}
 
 
 def _python_sums(
