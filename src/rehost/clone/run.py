@@ -369,11 +369,9 @@ def _load(
         _load_parallel(
             snap, tconn, schema, plan, result, bar, existing, workers, zero, totals, sizes
         )
-        _zero_date_findings(zero, result)
-        if plan.target != "postgresql":  # PostgreSQL: keys built and sequences set meanwhile
-            _after_load(tconn, schema, plan, result, bar, done=_key_names(tconn, existing))
-            _sequences(snap, tconn, plan)
-        return {}
+        if plan.target == "postgresql":  # keys, sequences (and PG → PG verify) done meanwhile
+            _zero_date_findings(zero, result)
+            return {}
     else:
         pragmas = LoadPragmas(tconn) if plan.target == "sqlite" else None
         if pragmas:
