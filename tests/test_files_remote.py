@@ -326,6 +326,17 @@ def test_sftp_wrong_host_key_is_refused(sftp: SFTPServer, tmp_path: Path) -> Non
 # ----------------------------------------------------------------------- S3
 
 
+def heads_to_list_docs(url: str, s3_server: S3Server, manifest: Path) -> int:
+    """HEAD requests an S3 tree using ``manifest`` makes to list ``docs`` of ``url``."""
+    tree = S3Tree(parse_location(url, "target"), RemoteOptions(s3_endpoint_url=s3_server.endpoint))
+    tree.use_manifest(manifest)
+    try:
+        assert [e.rel for e in tree.scan(b"docs")] == [b"docs/deep", b"docs/readme.txt"]
+        return tree.heads
+    finally:
+        tree.close()
+
+
 def test_s3_round_trip(s3_server: S3Server, bucket: str, tmp_path: Path) -> None:
     src, back = tmp_path / "src", tmp_path / "back"
     src.mkdir()
@@ -357,13 +368,7 @@ def test_s3_round_trip(s3_server: S3Server, bucket: str, tmp_path: Path) -> None
         for o in s3_server.client.list_objects_v2(Bucket=bucket, Prefix="data/")["Contents"]  # type: ignore[attr-defined]
     }
     assert recorded == listed
-    tree = S3Tree(parse_location(url, "target"), RemoteOptions(s3_endpoint_url=s3_server.endpoint))
-    tree.use_manifest(manifest)
-    try:
-        assert [e.rel for e in tree.scan(b"docs")] == [b"docs/deep", b"docs/readme.txt"]
-        assert tree.heads == 0
-    finally:
-        tree.close()
+    assert heads_to_list_docs(url, s3_server, manifest) == 0
 
     verified = files("verify", str(src), url, "--content", *opts)
     assert verified["ok"] and verified["hashes_from_manifest"] == 6  # no object read back
@@ -379,13 +384,7 @@ def test_s3_round_trip(s3_server: S3Server, bucket: str, tmp_path: Path) -> None
         for (rel,) in db.execute("SELECT path FROM files").fetchall():
             sha = hashlib.sha256((src / os.fsdecode(rel)).read_bytes()).hexdigest()
             db.execute("UPDATE files SET sha256 = ? WHERE path = ?", (sha, rel))
-    tree = S3Tree(parse_location(url, "target"), RemoteOptions(s3_endpoint_url=s3_server.endpoint))
-    tree.use_manifest(manifest)
-    try:
-        assert [e.rel for e in tree.scan(b"docs")] == [b"docs/deep", b"docs/readme.txt"]
-        assert tree.heads == 0
-    finally:
-        tree.close()
+    assert heads_to_list_docs(url, s3_server, manifest) == 0
     verified = files("verify", str(src), url, "--content", *opts)
     assert verified["ok"] and verified["hashes_from_manifest"] == 0  # objects read back
 
