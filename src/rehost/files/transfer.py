@@ -469,6 +469,8 @@ class _Transfer:
                 if dst_hash is None:
                     dst_hash, out.hashed_target = self.target.hash(src.rel), dst
                 content_equal = out.digest == dst_hash
+                if not content_equal:
+                    out.hashed_target = None  # its hash is not ``digest``: nothing to record
             out.action = decide(src, dst, wanted=wanted, overwrite=self.opt.overwrite,
                                 content_equal=content_equal)  # fmt: skip
         except OSError as exc:
