@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import hashlib
 import secrets
 import sqlite3
@@ -862,7 +863,7 @@ class S3Tree(_RemoteTree):
             async def heads(batch: list[tuple[bytes, dict[str, Any]]] = batch) -> list[Any]:
                 return await asyncio.gather(*(fs._metadata(self.key(r)) for r, _ in batch))
 
-            metas = self._retry(lambda heads=heads: sync(fs.loop, heads))
+            metas: list[Any] = self._retry(functools.partial(sync, fs.loop, heads))
             self.heads += len(batch)
             out += [self._file(r, info, meta) for (r, info), meta in zip(batch, metas, strict=True)]
         return out
