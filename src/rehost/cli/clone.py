@@ -223,8 +223,9 @@ def clone_cmd(
         "--jobs",
         "-j",
         min=1,
-        help="Copy up to N tables at once (at most 8; one at a time from MariaDB/MySQL "
-        "or into SQLite).",
+        help="Run the clone's steps on N workers (at most 8): tables copied at once (a big "
+        "PostgreSQL table in parts), keys and foreign keys as soon as their tables are in. "
+        "Copies go one at a time from MariaDB/MySQL or into SQLite.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON for scripts."),
 ) -> None:
