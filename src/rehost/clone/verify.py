@@ -418,14 +418,16 @@ def _in_database(
             n, total = left.get(0, (0, "0"))
             return TableCheck(tp.name, n, n, total, total, method="database")
         key = _int_key(tp)
-        q = src.dialect.identifier_preparer.quote_identifier
         if key is None:
             return None  # one range: the whole table is streamed
-        lo_hi = src.exec_driver_sql(f"SELECT min({q(key)}), max({q(key)}) FROM {q(tp.name)}").one()
-        if lo_hi[0] is None or not -_SAFE < lo_hi[0] <= lo_hi[1] < _SAFE:
+        try:
+            bounds = _key_range(src, tp.name, key)
+        except _Unranged:
             return None
-        lo, hi = int(lo_hi[0]), int(lo_hi[1])
-        width = max(1, -(-(hi - lo + 1) // BUCKETS))
+        if bounds is None:
+            return None
+        lo, width = bounds
+        q = src.dialect.identifier_preparer.quote_identifier
         left, right = _both(src, tgt, tp, f"({q(key)}::bigint - {lo}) / {width}")
     except sa.exc.DBAPIError:
         # e.g. a corrupted target key outside bigint arithmetic: stream instead. The
@@ -563,12 +565,18 @@ def _bounds(conn: Connection, tp: TablePlan, layout: tuple[_Field, ...]) -> tupl
     key = _int_key(tp)
     if key is None or next(f for f in layout if f.name == key).family != "int":
         return None
+    return _key_range(conn, tp.name, key)
+
+
+def _key_range(conn: Connection, table: str, key: str) -> tuple[int, int] | None:
+    """(lowest key, width of each of the BUCKETS ranges) of an integer key; None for
+    an empty table; _Unranged when its values do not allow the range arithmetic."""
     q = conn.dialect.identifier_preparer.quote_identifier
-    lo_hi = conn.exec_driver_sql(f"SELECT min({q(key)}), max({q(key)}) FROM {q(tp.name)}").one()
+    lo_hi = conn.exec_driver_sql(f"SELECT min({q(key)}), max({q(key)}) FROM {q(table)}").one()
     if lo_hi[0] is None:
         return None
     if not all(isinstance(v, int) for v in lo_hi) or not -_SAFE < lo_hi[0] <= lo_hi[1] < _SAFE:
-        raise _Unranged(tp.name)
+        raise _Unranged(table)
     lo, hi = int(lo_hi[0]), int(lo_hi[1])
     return lo, max(1, -(-(hi - lo + 1) // BUCKETS))
 
