@@ -31,6 +31,16 @@ def test_done_or_past_the_count_leaves_nothing_to_wait_for():
     assert estimate(0, 0, 0, 1.0).fraction == 1.0
 
 
+def test_rows_kept_by_resume_count_as_done_but_not_toward_the_rate():
+    # 900 of 1,000 rows were kept by --resume; 50 copied in 5 s since.
+    e = estimate(950, 1000, 500, 5.0, kept=900)
+    assert e.rows_per_s == pytest.approx(10.0)
+    assert e.eta == pytest.approx(5.0)  # 50 left at 10/s, not at 190/s
+    assert e.fraction == pytest.approx(0.95)
+    nothing_copied_yet = estimate(900, 1000, 0, 1.0, kept=900)
+    assert (nothing_copied_yet.rows_per_s, nothing_copied_yet.eta) == (None, None)
+
+
 def test_rate_per_table():
     assert rate(1000, 2.0) == pytest.approx(500.0)
     assert rate(1000, 0.0) is None  # kept by --resume: nothing measured

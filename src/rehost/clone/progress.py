@@ -32,18 +32,21 @@ class Estimate:
         return 1.0 if self.total <= 0 else min(1.0, self.rows / self.total)
 
 
-def estimate(rows: int, total: int, nbytes: int, elapsed: float) -> Estimate:
+def estimate(rows: int, total: int, nbytes: int, elapsed: float, kept: int = 0) -> Estimate:
     """The overall rate and ETA from the rows done of all tables (pure arithmetic).
 
     Rows are what the source counted up front, so they are the measure of
     what is left; bytes only have a rate (their total is known at the end).
     The ETA is the rows left at the average rate so far; with no rows or no
     time yet there is no rate, and no ETA. Rows beyond the total (the source
-    grew) leave nothing to wait for.
+    grew) leave nothing to wait for. ``kept``: rows among ``rows`` that were
+    done without being copied (tables ``--resume`` kept): they count as done
+    but not toward the rate, which would otherwise promise the rest as fast.
     """
-    if elapsed <= 0 or rows <= 0:
+    moved = rows - min(kept, rows)
+    if elapsed <= 0 or moved <= 0:
         return Estimate(rows, total, nbytes, max(0.0, elapsed), None, None, None)
-    rate = rows / elapsed
+    rate = moved / elapsed
     left = max(0, total - rows)
     return Estimate(rows, total, nbytes, elapsed, rate, nbytes / elapsed, left / rate)
 
