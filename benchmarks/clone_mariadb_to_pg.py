@@ -1,6 +1,6 @@
 """rehost clone against pgloader: MariaDB → PostgreSQL, N rows, side by side.
 
-    ./dev bench benchmarks/clone_mariadb_to_pg.py [ROWS]      (default 1,000,000)
+    ./dev bench benchmarks/clone_mariadb_to_pg.py [ROWS] [--jobs N]   (defaults 1,000,000 and 2)
 
 The source database ``rh_bench_my`` (made once per row count, kept for later
 runs) has ``branches`` (100 rows) and ``accounts`` (ROWS rows: an
@@ -24,6 +24,7 @@ Needs MariaDB on 127.0.0.1:3306 (root, no password) and PostgreSQL on
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -129,7 +130,17 @@ def pg_facts(url: str) -> dict[str, object]:
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("rows", nargs="?", type=int, default=1_000_000)
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="rehost clone --jobs (default 2: pgloader, too, runs several threads)",
+    )
+    args = ap.parse_args()
+    rows = args.rows
+    jobs = ["--jobs", str(args.jobs)]
     rehost = str(Path(sys.executable).with_name("rehost"))
     src = make_source(rows)
     # pgloader's defaults stop at the zero DATE (the whole table is lost); the
@@ -156,7 +167,7 @@ def main() -> None:
     # BIGINT UNSIGNED holds values above PostgreSQL's BIGINT: rehost says so and
     # wants the choice made explicit (pgloader makes it NUMERIC by itself).
     unsigned = ["--map-type", "bigint unsigned=NUMERIC(20)"]
-    t_reh, m_reh, out = timed([rehost, "clone", src_cli, reh, *unsigned, "--json"])
+    t_reh, m_reh, out = timed([rehost, "clone", src_cli, reh, *unsigned, *jobs, "--json"])
     report, _ = json.JSONDecoder().raw_decode(out[out.index("{") :])
     if "ok" not in report:
         raise SystemExit(f"rehost clone failed: {report}")
@@ -178,7 +189,8 @@ def main() -> None:
         print(f"| {label} | {t:.1f} | {t / t_pgl:.2f} | {m} | {n:,} |")
     n_reh = loaded(reh)
     print(
-        f"| rehost clone (load, keys, sequences, verify) | {t_reh:.1f} | {t_reh / t_pgl:.2f}"
+        f"| rehost clone {' '.join(jobs)} (load, keys, sequences, verify) | {t_reh:.1f}"
+        f" | {t_reh / t_pgl:.2f}"
         f" | {m_reh} | {n_reh:,} |"
     )
     print(f"rehost verified: {report['ok']}")

@@ -1,6 +1,6 @@
 """rehost clone against pgloader: one SQLite table of N rows into PostgreSQL, side by side.
 
-    ./dev bench benchmarks/clone_sqlite_to_pg.py [ROWS]      (default 1,000,000)
+    ./dev bench benchmarks/clone_sqlite_to_pg.py [ROWS] [--jobs N]   (defaults 1,000,000 and 2)
 
 Needs pgloader (Debian package) and PostgreSQL on 127.0.0.1:5432 (user postgres,
 trust). Prints wall time and peak memory of each tool, the ratio, the column
@@ -10,6 +10,7 @@ database pgloader wrote (its fidelity, checked the same way rehost checks itself
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import random
@@ -90,7 +91,17 @@ def columns(url: str) -> str:
 
 
 def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("rows", nargs="?", type=int, default=1_000_000)
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        help="rehost clone --jobs (default 2: pgloader, too, runs several threads)",
+    )
+    args = ap.parse_args()
+    rows = args.rows
+    jobs = ["--jobs", str(args.jobs)]
     rehost = str(Path(sys.executable).with_name("rehost"))
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "accounts.db"
@@ -99,13 +110,15 @@ def main() -> None:
         pgl_url = fresh("rh_bench_pgloader")
         reh_url = fresh("rh_bench_rehost")
         t_pgl, m_pgl, _ = timed(["pgloader", "--quiet", str(source), pgl_url])
-        t_reh, m_reh, out = timed([rehost, "clone", src_url, reh_url, "--json"])
+        t_reh, m_reh, out = timed([rehost, "clone", src_url, reh_url, *jobs, "--json"])
         t_ver, _, again = timed([rehost, "clone", src_url, reh_url, "--verify-only", "--json"])
         t_chk, _, check = timed([rehost, "clone", src_url, pgl_url, "--verify-only", "--json"])
     print(f"{rows:,} rows, SQLite → PostgreSQL")
     print("| tool | seconds | peak MB |\n| --- | --- | --- |")
     print(f"| pgloader 3.6.9 | {t_pgl:.1f} | {m_pgl} |")
-    print(f"| rehost clone (load, keys, sequences, verify) | {t_reh:.1f} | {m_reh} |")
+    print(
+        f"| rehost clone {' '.join(jobs)} (load, keys, sequences, verify) | {t_reh:.1f} | {m_reh} |"
+    )
     print(f"rehost / pgloader: {t_reh / t_pgl:.2f}")
     load = re.search(r'"seconds": ([\d.]+),\s*"kept"', out)
     if load:
