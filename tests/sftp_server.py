@@ -3,10 +3,11 @@
 Run as a separate process so a test can kill it (SIGKILL) mid-run and start it
 again on the same port:
 
-    python tests/sftp_server.py ROOT HOST_KEY PASSWORD [PORT]
+    python tests/sftp_server.py ROOT HOST_KEY PASSWORD [PORT [no-hardlink]]
 
 It prints the port it listens on, then serves until killed. Password auth for
-user ``rehost``; the client sees ROOT as ``/``.
+user ``rehost``; the client sees ROOT as ``/``. With ``no-hardlink`` it neither
+offers nor serves the ``hardlink@openssh.com`` extension (as some servers do).
 """
 
 from __future__ import annotations
@@ -58,13 +59,27 @@ class _Rooted(asyncssh.SFTPServer):
         os.symlink(oldpath, self.map_path(newpath))
 
 
-async def serve(root: str, host_key: str, password: str, port: int) -> None:
+class _NoHardlink(_Rooted):
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("hard links not supported")
+
+
+def _without_hardlink() -> None:
+    """The extension is no longer listed in the server's version message."""
+    handler = asyncssh.sftp.SFTPServerHandler
+    handler._extensions = [e for e in handler._extensions if e[0] != b"hardlink@openssh.com"]
+
+
+async def serve(root: str, host_key: str, password: str, port: int, hardlink: bool) -> None:
+    sftp = _Rooted if hardlink else _NoHardlink
+    if not hardlink:
+        _without_hardlink()
     server = await asyncssh.listen(
         "127.0.0.1",
         port,
         server_host_keys=[host_key],
         server_factory=lambda: _Server(password),
-        sftp_factory=lambda chan: _Rooted(chan, os.fsencode(os.path.realpath(root))),
+        sftp_factory=lambda chan: sftp(chan, os.fsencode(os.path.realpath(root))),
         allow_scp=False,
         reuse_address=True,
     )
@@ -74,4 +89,5 @@ async def serve(root: str, host_key: str, password: str, port: int) -> None:
 
 if __name__ == "__main__":
     root, key, pw = sys.argv[1:4]
-    asyncio.run(serve(root, key, pw, int(sys.argv[4]) if len(sys.argv) > 4 else 0))
+    port = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    asyncio.run(serve(root, key, pw, port, hardlink="no-hardlink" not in sys.argv[5:]))

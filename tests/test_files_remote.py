@@ -63,8 +63,8 @@ def free_port() -> int:
 class SFTPServer:
     """tests/sftp_server.py in a process of its own, rooted at ``root``."""
 
-    def __init__(self, root: Path, keydir: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, keydir: Path, *, hardlinks: bool = True) -> None:
+        self.root, self.hardlinks = root, hardlinks
         self.port = free_port()
         key = asyncssh.generate_private_key("ssh-ed25519")
         self.key = keydir / "host_key"
@@ -77,7 +77,7 @@ class SFTPServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "sftp_server.py"), str(self.root),
-             str(self.key), PASSWORD, str(self.port)],
+             str(self.key), PASSWORD, str(self.port), *([] if self.hardlinks else ["no-hardlink"])],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -218,11 +218,13 @@ def test_sftp_round_trip(sftp: SFTPServer, tmp_path: Path) -> None:
     url = sftp.url("data")
 
     rep = files("transfer", str(src), url, *sftp.opts)
-    assert rep["ok"] and rep["counts"]["copied"] == 9, rep  # the hard link is a copy
-    assert rep["not_preserved"]["owner and group: SFTP keeps none"] == 12
-    assert rep["not_preserved"]["mtime below a second: SFTP keeps whole seconds"] == 13
-    assert rep["not_preserved"]["hard links: separate copies on SFTP"] == 2
+    assert rep["ok"] and rep["counts"]["copied"] == 8 and rep["counts"]["linked"] == 1, rep
+    # Counted once per file: the linked name is the file counted under its first name.
+    assert rep["not_preserved"]["owner and group: SFTP keeps none"] == 11
+    assert rep["not_preserved"]["mtime below a second: SFTP keeps whole seconds"] == 12
+    assert not any(k.startswith("hard links") for k in rep["not_preserved"])
     on_server = sftp.root / "data"
+    assert os.path.samefile(on_server / "docs" / "readme.txt", on_server / "hard-readme.txt")
     assert os.stat(on_server / "run.sh").st_mode & 0o7777 == 0o750
     assert os.stat(on_server / "docs" / "readme.txt").st_mtime_ns == T_OLD // 10**9 * 10**9
     assert os.readlink(on_server / "docs" / "link-inside") == "readme.txt"
@@ -265,6 +267,89 @@ def test_sftp_round_trip(sftp: SFTPServer, tmp_path: Path) -> None:
     assert rep["ok"] and rep["counts"]["copied"] == 1
     assert os.stat(on_server / "docs").st_mtime_ns == T_OLD // 10**9 * 10**9
     assert files("verify", str(src), url, *sftp.opts)["ok"]
+
+
+def hard_linked_tree(src: Path, dirs: int) -> None:
+    """Two hard-linked files (three names and two) with ``dirs`` directories walked
+    between their first and further names, so that the listings of the first ones
+    are no longer kept when the further names are linked."""
+    for d in ("a", "b", "c", "z"):
+        (src / d).mkdir(parents=True)
+    (src / "a" / "one.txt").write_text("one\n")
+    os.link(src / "a" / "one.txt", src / "b" / "one-again.txt")
+    os.link(src / "a" / "one.txt", src / "c" / "one-more.txt")
+    (src / "two.bin").write_bytes(os.urandom(5000))
+    os.link(src / "two.bin", src / "z" / "two.bin")
+    for i in range(dirs):
+        (src / "many" / f"{i:03d}").mkdir(parents=True)
+        (src / "many" / f"{i:03d}" / "f").write_text(str(i))
+
+
+def test_sftp_hard_links_are_hard_links_on_the_server(sftp: SFTPServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    hard_linked_tree(src, dirs=70)
+    url, on_server = sftp.url("data"), sftp.root / "data"
+
+    rep = files("transfer", str(src), url, *sftp.opts)
+    assert rep["ok"] and rep["counts"]["linked"] == 3 and rep["counts"]["copied"] == 72, rep
+    assert not any(k.startswith("hard links") for k in rep["not_preserved"])
+    one = os.stat(on_server / "a" / "one.txt")
+    assert one.st_nlink == 3
+    for name in ("b/one-again.txt", "c/one-more.txt"):
+        assert os.stat(on_server / name).st_ino == one.st_ino
+    assert os.stat(on_server / "z" / "two.bin").st_ino == os.stat(on_server / "two.bin").st_ino
+    assert not [p for p in on_server.rglob("*") if p.name.startswith(".rehost-")]
+
+    again = files("transfer", str(src), url, *sftp.opts)
+    counts = again["counts"]
+    assert again["ok"] and counts["linked"] == counts["copied"] == counts["metadata updated"] == 0
+    assert counts["unchanged"] == 75 + 76  # files and directories (root included)
+    assert files("verify", str(src), url, "--content", *sftp.opts)["ok"]
+
+    # A name that is a separate copy (same content, mtime, mode) is found, and linked again.
+    copy = on_server / "b" / "one-again.txt"
+    b_times = os.stat(copy.parent).st_mtime_ns
+    copy.unlink()
+    copy.write_text("one\n")
+    os.utime(copy, ns=(one.st_mtime_ns, one.st_mtime_ns))
+    os.chmod(copy, one.st_mode & 0o7777)
+    os.utime(copy.parent, ns=(b_times, b_times))
+    verified = files("verify", str(src), url, *sftp.opts, code=1)
+    assert [(d["path"], d["what"]) for d in verified["differences"]] == [
+        ("b/one-again.txt", "hard link")
+    ]
+    rep = files("transfer", str(src), url, *sftp.opts)
+    assert rep["ok"] and rep["counts"]["linked"] == 1 and rep["counts"]["copied"] == 0
+    assert os.stat(copy).st_ino == one.st_ino and os.stat(copy).st_nlink == 3
+    assert files("verify", str(src), url, *sftp.opts)["ok"]
+
+    # SFTP → local: a listing gives no inode numbers; each name is a file of its own.
+    back = tmp_path / "back"
+    rep = files("transfer", url, str(back), *sftp.opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 75 and rep["counts"]["linked"] == 0
+    assert (back / "c" / "one-more.txt").read_text() == "one\n"
+    assert files("verify", url, str(back), "--content", *sftp.opts)["ok"]
+
+
+def test_sftp_server_without_hard_links_gets_copies(tmp_path: Path) -> None:
+    (tmp_path / "server").mkdir()
+    (tmp_path / "keys").mkdir()
+    server = SFTPServer(tmp_path / "server", tmp_path / "keys", hardlinks=False)
+    server.start()
+    try:
+        src = tmp_path / "src"
+        hard_linked_tree(src, dirs=0)
+        url, on_server = server.url("data"), server.root / "data"
+        rep = files("transfer", str(src), url, *server.opts)
+        assert rep["ok"] and rep["counts"]["copied"] == 5 and rep["counts"]["linked"] == 0
+        assert rep["not_preserved"]["hard links: separate copies on SFTP"] == 5
+        assert os.stat(on_server / "a" / "one.txt").st_nlink == 1
+        assert os.stat(on_server / "z" / "two.bin").st_nlink == 1
+        again = files("transfer", str(src), url, *server.opts)
+        assert again["ok"] and again["counts"]["unchanged"] == 5 + 5
+        assert files("verify", str(src), url, "--content", *server.opts)["ok"]
+    finally:
+        server.kill()
 
 
 def test_sftp_server_killed_mid_run_then_rerun_completes(sftp: SFTPServer, tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ class Capabilities:
 
 
 LOCAL = Capabilities()
-# SFTP (v3, as OpenSSH and asyncssh serve it): mode and mtime in whole seconds, links.
+# SFTP (v3, as OpenSSH and asyncssh serve it): mode and mtime in whole seconds, links;
+# hard links where the server offers the ``hardlink@openssh.com`` extension.
 SFTP = Capabilities("SFTP", mtime_ns=False, owners=False, xattrs=False, hardlinks=False)
+SFTP_HARDLINKS = Capabilities("SFTP", mtime_ns=False, owners=False, xattrs=False)
 # S3 holds bytes under a key; rehost keeps mtime (ns), mode and owner names in object
 # metadata (x-amz-meta-rehost-*). No links, no directories of their own.
 S3 = Capabilities(

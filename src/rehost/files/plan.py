@@ -141,10 +141,12 @@ def decide_link(
     overwrite: bool = False,
 ) -> Action:
     """A further name of a hard-linked source file whose first name was placed as
-    ``first_dst_ino`` (None when that failed or was skipped: then copy it on its own)."""
+    ``first_dst_ino`` (None when that failed or was skipped: then copy it on its own).
+    An inode number 0 is unknown (an SFTP file whose link count was not listed): never
+    taken for the same file, so such a name is linked again."""
     if first_dst_ino is None:
         return decide(src, dst, wanted=wanted, overwrite=overwrite)
-    if dst is not None and dst.kind == FILE and dst.ino == first_dst_ino:
+    if dst is not None and dst.kind == FILE and dst.ino and dst.ino == first_dst_ino:
         return Action(Op.UNCHANGED)
     action = decide(src, dst, wanted=wanted, overwrite=overwrite)
     if action.op in (Op.COPY, Op.METADATA, Op.UNCHANGED):

@@ -10,7 +10,13 @@ pair of stores alike. The libraries are imported only when such a URL is used.
   be UTF-8) and ``lstat`` semantics (links are never followed). A file is written
   under a temporary name, given its mode and mtime (SFTP keeps whole seconds),
   then renamed into place with ``posix-rename@openssh.com`` where the server has
-  it (else remove, then rename).
+  it (else remove, then rename). Where the server offers ``hardlink@openssh.com``,
+  the further names of a hard-linked source file are hard links on the server too
+  (linked under a temporary name, then renamed into place). SFTP gives no inode
+  numbers: a file's names are taken for one file when a directory listing gives
+  each of them a link count above 1 and the same size, mtime, mode and owner
+  (:func:`link_id`; the long names of a listing carry the link count, as in
+  ``ls -l``).
 * **S3**: keys are ``prefix/relative path`` (UTF-8 only). A PUT is atomic per
   object (above :data:`PART_SIZE`, s3fs sends a multipart upload, one part in
   memory at a time, completed atomically), so no temporary names. mtime (ns),
@@ -51,7 +57,7 @@ from typing import Any, TypeVar
 from rehost.errors import RehostError
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, kind_of, parent
 from rehost.files.local import BUFFER_SIZE, FileChanged, Placed, stream_copy
-from rehost.files.location import Location, RemoteOptions
+from rehost.files.location import Capabilities, Location, RemoteOptions
 from rehost.files.manifest import Record, select_sql
 from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
 from rehost.files.walk import Listing, WalkError, WalkItem, describe
@@ -218,13 +224,11 @@ class SFTPTree(_RemoteTree):
     """A tree on an SFTP server (sshfs's connection pool, asyncssh's SFTP client)."""
 
     def __init__(self, loc: Location, opts: RemoteOptions) -> None:
-        from rehost.files.location import SFTP
-
-        self.capabilities = SFTP
         self.loc, self.opts, self.root = loc, opts, loc.root
         self._fs: Any = None
         self._lock = threading.Lock()
         self._posix_rename: bool | None = None
+        self._hardlinks: bool | None = None  # hardlink@openssh.com offered: asked once
         # Directory listings (with attributes) from names(), kept so that looking up
         # each file of that directory costs no round trip; writes update them.
         self._listed: OrderedDict[bytes, dict[bytes, Entry]] = OrderedDict()
@@ -268,6 +272,39 @@ class SFTPTree(_RemoteTree):
             self._listed[rel] = {e.name: e for e in entries}
             while len(self._listed) > 64:
                 self._listed.popitem(last=False)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """SFTP's, with hard links where the server offers ``hardlink@openssh.com``
+        (asked once, on connecting; an unreachable server is taken to lack it, and
+        the walk then reports it)."""
+        from rehost.files.location import SFTP, SFTP_HARDLINKS
+
+        if self._hardlinks is None:
+            try:
+                self._hardlinks = self._call(self._can_link)
+            except Exception as exc:
+                if not self._is_network(exc):
+                    raise
+                return SFTP
+        return SFTP_HARDLINKS if self._hardlinks else SFTP
+
+    async def _can_link(self, ch: Any) -> bool:
+        """Whether the server makes hard links: a link request for a name that does not
+        exist fails on the server if it has the extension, and in asyncssh, before
+        anything is sent, if not."""
+        import asyncssh
+
+        missing = self.path(TEMP_PREFIX + secrets.token_hex(8).encode() + b".probe")
+        try:
+            await ch.link(missing, missing + b"-link")
+        except asyncssh.SFTPOpUnsupported:
+            return False
+        except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection):
+            raise
+        except asyncssh.SFTPError:
+            return True
+        return True
 
     # --------------------------------------------------------- connection
 
@@ -329,13 +366,20 @@ class SFTPTree(_RemoteTree):
 
     # ------------------------------------------------------------ reading
 
-    def _entry(self, rel: bytes, attrs: Any, link: bytes | None = None) -> Entry:
+    def _entry(
+        self, rel: bytes, attrs: Any, link: bytes | None = None, longname: Any = None
+    ) -> Entry:
+        """An entry from SFTP attributes; ``ino`` is :func:`link_id` (0: one name, or
+        not known: only a listing's long name gives the link count before SFTP v6)."""
         mode = attrs.permissions or 0
         mtime_ns = (attrs.mtime or 0) * 1_000_000_000 + (attrs.mtime_ns or 0)
-        return Entry(
+        entry = Entry(
             rel, kind_of(mode), attrs.size or 0 if stat.S_ISREG(mode) else 0, mtime_ns,
             stat.S_IMODE(mode), attrs.uid or 0, attrs.gid or 0, link=link,
         )  # fmt: skip
+        if entry.kind != FILE:
+            return entry
+        return replace(entry, ino=link_id(entry, attrs.nlink or listed_nlink(longname)))
 
     def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
         known, found = self._cached(rel)
@@ -366,7 +410,7 @@ class SFTPTree(_RemoteTree):
                 link = None
                 if stat.S_ISLNK(name.attrs.permissions or 0):
                     link = await ch.readlink(_join(path, name.filename))
-                out.append(self._entry(child, name.attrs, link))
+                out.append(self._entry(child, name.attrs, link, name.longname))
             return sorted(out, key=lambda e: e.rel)
 
         return self._retry(lambda: self._call(get))
@@ -378,6 +422,16 @@ class SFTPTree(_RemoteTree):
             return None
         self._keep_listing(rel, entries)
         return [(e.name, e.kind == DIR) for e in entries]
+
+    def link_entry(self, rel: bytes) -> Entry | None:
+        """:meth:`entry` with what tells a file's names apart (``ino``, see
+        :func:`link_id`), which only a listing gives: the directory is listed again
+        if its listing is no longer kept."""
+        known, found = self._cached(rel)
+        if not known and rel:
+            self.names(parent(rel))
+            known, found = self._cached(rel)
+        return found if known else self.entry(rel, xattrs=False)
 
     def reader(self, rel: bytes) -> _Reader:
         return _SFTPReader(self, rel)
@@ -532,7 +586,27 @@ class SFTPTree(_RemoteTree):
         return []
 
     def hardlink(self, first_rel: bytes, rel: bytes) -> None:
-        raise AssertionError("SFTP targets get copies, not hard links")
+        """Make ``rel`` another name of the file at ``first_rel`` (``hardlink@openssh.com``):
+        linked under a temporary name, then renamed into place."""
+        first, path = self.path(first_rel), self.path(rel)
+        self._touched(parent(rel))
+
+        def once() -> None:
+            tmp = self._temp(rel)
+
+            async def go(ch: Any) -> None:
+                await ch.link(first, tmp)
+                await self._rename(ch, tmp, path)
+
+            try:
+                self._call(go)
+            except BaseException:
+                self._discard(tmp)
+                raise
+
+        self._retry(once)
+        with self._lock:  # the link counts listed in this directory have changed
+            self._listed.pop(parent(rel), None)
 
     def set_metadata(
         self, rel: bytes, src: Entry, wanted: Wanted, dst_xattrs: dict[str, bytes] | None
@@ -590,6 +664,26 @@ class SFTPTree(_RemoteTree):
 
     def close(self) -> None:
         self._drop()
+
+
+def listed_nlink(longname: bytes | str | None) -> int:
+    """The link count in a directory listing's long name (``ls -l`` style, as OpenSSH's
+    and asyncssh's servers write it: mode, link count, owner …); 0 when it has none."""
+    fields = longname.split(None, 2) if longname else []
+    if len(fields) < 3 or len(fields[0]) < 10 or not fields[1].isdigit():
+        return 0  # not that shape (a server may send the name alone)
+    return int(fields[1])
+
+
+def link_id(entry: Entry, nlink: int) -> int:
+    """What stands in for an SFTP file's inode number (SFTP gives none): for a file
+    with more than one name, a number from its size, mtime, mode and owner, which all
+    its names share (not the link count, which a run changes as it links names); 0
+    (not known) for a file with one name."""
+    if nlink < 2:
+        return 0
+    key = f"{entry.size} {entry.mtime_ns} {entry.mode} {entry.uid} {entry.gid}"
+    return int(hashlib.sha256(key.encode()).hexdigest()[:15], 16) or 1
 
 
 # asyncssh's defaults with AES-GCM first: per packet it costs the client a fraction

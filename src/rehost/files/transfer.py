@@ -248,6 +248,16 @@ def lost(src: Entry, source: Capabilities, target: Capabilities) -> list[str]:
     return notes
 
 
+def target_entry(tree: Any, caps: Capabilities, src: Entry, *, xattrs: bool) -> Entry | None:
+    """The target's entry for ``src``; for a further name of a hard-linked file, with
+    what tells whether it is the same file as another name (its ``ino``): an SFTP
+    tree gives that from a directory listing only (``link_entry``)."""
+    link_entry = getattr(tree, "link_entry", None)
+    if link_entry is not None and src.kind == FILE and src.nlink > 1 and caps.hardlinks:
+        return link_entry(src.rel)  # type: ignore[no-any-return]
+    return tree.entry(src.rel, xattrs=xattrs)  # type: ignore[no-any-return]
+
+
 DIRS_IN_MEMORY = 4096  # directories kept in a list before they go to a temporary file
 _INT64 = range(-(1 << 63), 1 << 63)
 
@@ -453,7 +463,7 @@ class _Transfer:
             if src.rel in self.absent:
                 self.absent.discard(src.rel)
             else:
-                dst = self.target.entry(src.rel, xattrs=self.opt.xattrs)
+                dst = target_entry(self.target, self.caps, src, xattrs=self.opt.xattrs)
             if dst is not None and self.opt.xattrs:  # else read from the open file as it is copied
                 src = out.src = self.source.with_xattrs(src)
             content_equal = None
@@ -781,7 +791,7 @@ class _Transfer:
             try:
                 notes: list[str] = []
                 wanted = self.wanted(src, notes)
-                dst = self.target.entry(src.rel, xattrs=False)
+                dst = target_entry(self.target, self.caps, src, xattrs=False)
                 out.action = decide_link(src, dst, self.placed_ino.get(first), wanted=wanted,
                                          overwrite=self.opt.overwrite)  # fmt: skip
                 if out.action.op == Op.LINK and not self.opt.preview:

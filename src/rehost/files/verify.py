@@ -38,7 +38,7 @@ from rehost.files.plan import (
     is_temp_name,
     metadata_differences,
 )
-from rehost.files.transfer import fit, resolve_pair
+from rehost.files.transfer import fit, resolve_pair, target_entry
 from rehost.files.walk import Listing, WalkError, describe
 
 INSIDE_COLLISION = "inside a directory whose name differs only in case"
@@ -173,7 +173,7 @@ def verify(
                 continue
             report.checked[src.kind] += 1
             try:
-                dst = target.entry(src.rel, xattrs=False)
+                dst = target_entry(target, caps, src, xattrs=False)
                 if dst is None:
                     differ(src.rel, "missing", f"{src.kind} not on the target")
                     continue
@@ -204,7 +204,7 @@ def verify(
                     key = (src.dev, src.ino)
                     if key not in first_names:
                         first_names[key] = (src.rel, dst.ino)
-                    elif first_names[key][1] != dst.ino:
+                    elif first_names[key][1] != dst.ino or not dst.ino:  # 0: not known
                         differ(src.rel, "hard link",
                                f"not linked to {display(first_names[key][0])} on the target")  # fmt: skip
             except OSError as exc:
