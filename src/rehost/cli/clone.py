@@ -178,6 +178,7 @@ def _render(result: CloneResult) -> None:
             )
         t.add_row(*row, verified)
     out.print(t)
+    _render_objects(result)
     render_findings(result.findings)
     rows = sum(r.rows for r in result.tables)
     moved = "" if result.verify_only else f", {size(sum(r.bytes for r in result.tables))}"
@@ -188,6 +189,22 @@ def _render(result: CloneResult) -> None:
     else:
         bad = ", ".join(c.table for c in result.mismatches) or "see the findings"
         out.print(f"[bold red]Verification failed[/]: {escape(bad)}.")
+
+
+def _render_objects(result: CloneResult) -> None:
+    """One line per status: the views, triggers, routines … created (kept, failed, …)."""
+    from collections import defaultdict
+
+    by_status: dict[str, list[str]] = defaultdict(list)
+    for obj, status in result.objects:
+        by_status[status].append(obj.subject)
+    for status in ("created", "kept", "present", "failed", "missing"):
+        if by_status[status]:
+            names = ", ".join(by_status[status])
+            out.print(f"Objects {status}: {escape(names)}")
+    if result.not_cloned:
+        names = ", ".join(o.subject for o in result.not_cloned)
+        out.print(f"[yellow]Not cloned[/] (recreate by hand on the target): {escape(names)}")
 
 
 @app.command("clone")
@@ -207,8 +224,19 @@ def clone_cmd(
         help="SRC=TARGET: the target type for a source type with no faithful mapping, "
         "e.g. 'integer[]=JSON' or 'mood=TEXT' (repeatable).",
     ),
+    skip_objects: list[str] | None = typer.Option(
+        None,
+        "--skip-objects",
+        help="Leave out the source's views, triggers, routines (functions, procedures, events) "
+        "or sequences not owned by a column: comma-separated, or all, e.g. "
+        "'--skip-objects views,triggers'. Needed across engines, where their SQL cannot be "
+        "recreated; each one left out is listed to recreate by hand.",
+    ),
     replace: bool = typer.Option(
-        False, "--replace", help="Drop the tables this clone creates if the target has them."
+        False,
+        "--replace",
+        help="Drop the tables (and views, triggers, routines) this clone creates if the "
+        "target has them.",
     ),
     resume: bool = typer.Option(
         False,
@@ -231,11 +259,13 @@ def clone_cmd(
 ) -> None:
     """Copy a whole database (schema, rows, sequences) into an empty one, then verify it.
 
-    Any engine pair among SQLite, PostgreSQL and MariaDB/MySQL. Exit 1 when a
-    type has no faithful mapping (nothing is written), the target is not empty,
-    or verification finds a difference.
+    Any engine pair among SQLite, PostgreSQL and MariaDB/MySQL. Views,
+    triggers and routines are recreated on the same engine; across engines
+    they stop the clone unless --skip-objects leaves them out. Exit 1 when a
+    type or object has no faithful equivalent (nothing is written), the target
+    is not empty, or verification finds a difference.
 
-    Example: rehost clone sqlite:///app.db postgresql://app@db/app
+    Example: rehost clone sqlite:///app.db postgresql://app@db/app --skip-objects all
     """
     from rehost.clone import CloneBlocked, clone  # the library loads when the command runs
 
@@ -247,6 +277,7 @@ def clone_cmd(
                 tables=_split(tables) or None,
                 exclude=_split(exclude),
                 map_types=map_type or [],
+                skip_objects=_split(skip_objects),
                 replace=replace,
                 resume=resume,
                 verify_only=verify_only,

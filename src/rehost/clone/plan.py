@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from rehost.checks.findings import Finding
+from rehost.clone.objects import SrcObject
 from rehost.clone.reflect import SrcCheck, SrcColumn, SrcForeignKey, SrcIndex, SrcTable
 from rehost.clone.types import Mapped, map_type
 
@@ -53,6 +54,9 @@ class ClonePlan:
     target: str
     tables: dict[str, TablePlan] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    objects: list[SrcObject] = field(default_factory=list)  # views, triggers … to create
+    not_cloned: list[SrcObject] = field(default_factory=list)  # left out by --skip-objects
+    left_out: set[str] = field(default_factory=set)  # source tables the selection leaves out
 
     @property
     def errors(self) -> list[Finding]:
@@ -64,12 +68,60 @@ def plan_clone(
     source: str,
     target: str,
     overrides: dict[str, str] | None = None,
+    objects: list[SrcObject] | None = None,
+    skip: set[str] | None = None,
+    left_out: set[str] | None = None,
 ) -> ClonePlan:
-    """Decide types, defaults, keys and constraints for each table on the target."""
-    plan = ClonePlan(source=source, target=target)
+    """Decide types, defaults, keys and constraints for each table on the target.
+
+    ``objects``: the source's views, triggers, routines …; ``skip``: their
+    categories the user leaves out (``--skip-objects``); ``left_out``: the
+    source tables the selection does not clone (their triggers stay behind).
+    """
+    plan = ClonePlan(source=source, target=target, left_out=set(left_out or ()))
     for name in sorted(tables):
         plan.tables[name] = _table(tables[name], tables, source, target, overrides or {}, plan)
+    _objects(plan, objects or [], skip or set())
     return plan
+
+
+def _objects(plan: ClonePlan, objects: list[SrcObject], skip: set[str]) -> None:
+    """Which objects the clone creates; across engines each one is an error unless skipped."""
+    for obj in objects:
+        if obj.table is not None and obj.table in plan.left_out:
+            plan.findings.append(
+                Finding(
+                    "clone-object-outside",
+                    "info",
+                    obj.subject,
+                    f"its table {obj.table} is not cloned, so neither is the {obj.kind}",
+                )
+            )
+        elif obj.category in skip:
+            plan.not_cloned.append(obj)
+            plan.findings.append(
+                Finding(
+                    "clone-object-skipped",
+                    "warning",
+                    obj.subject,
+                    f"not cloned (--skip-objects {obj.category}): recreate by hand on the target",
+                    fix=f"write the {obj.kind} in {plan.target}'s SQL and create it on the target",
+                )
+            )
+        elif plan.source != plan.target:
+            plan.findings.append(
+                Finding(
+                    "clone-object-engine",
+                    "error",
+                    obj.subject,
+                    f"its definition is {plan.source} SQL, which rehost does not translate: "
+                    f"it cannot be recreated faithfully on {plan.target}.",
+                    fix=f"clone without it (--skip-objects {obj.category}, or all), then "
+                    f"recreate it by hand on the target in {plan.target}'s SQL",
+                )
+            )
+        else:
+            plan.objects.append(obj)
 
 
 def _keyed_columns(t: SrcTable) -> set[str]:

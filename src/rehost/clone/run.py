@@ -34,6 +34,14 @@ from rehost.clone.io import (
     table_sizes,
     write_rows,
 )
+from rehost.clone.objects import (
+    SrcObject,
+    creation_order,
+    mentions,
+    parse_skip,
+    reflect_objects,
+    retry_all,
+)
 from rehost.clone.plan import ClonePlan, TablePlan, plan_clone
 from rehost.clone.progress import Tracker
 from rehost.clone.reflect import reflect_tables
@@ -62,8 +70,8 @@ class CloneBlocked(RehostError):
         self.findings = findings
         lines = [f"  {f.subject}: {f.message} Fix: {f.fix}" for f in findings]
         super().__init__(
-            f"The clone would lose data in {len(findings)} column(s) or constraint(s), so "
-            "nothing was written:\n" + "\n".join(lines)
+            f"The clone cannot carry {len(findings)} column(s), constraint(s) or schema "
+            "object(s) over faithfully, so nothing was written:\n" + "\n".join(lines)
         )
 
 
@@ -108,6 +116,10 @@ class CloneResult:
     tables: list[TableResult] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    # views, triggers, routines …: (object, status) with status created, kept (--resume,
+    # already there), failed, or present (--verify-only: on both sides)
+    objects: list[tuple[SrcObject, str]] = field(default_factory=list)
+    not_cloned: list[SrcObject] = field(default_factory=list)  # --skip-objects
 
     @property
     def ok(self) -> bool:
@@ -131,6 +143,8 @@ class CloneResult:
             "bytes": sum(t.bytes for t in self.tables),
             "seconds": round(self.seconds, 3),
             "tables": [t.to_json() for t in self.tables],
+            "objects": [{**o.to_json(), "status": status} for o, status in self.objects],
+            "not_cloned": [o.to_json() for o in self.not_cloned],
             "findings": [f.to_json() for f in self.findings],
         }
 
@@ -155,15 +169,33 @@ def prepare(
     tables: list[str] | None = None,
     exclude: list[str] | None = None,
     map_types: list[str] | None = None,
+    skip_objects: list[str] | None = None,
 ) -> ClonePlan:
-    """Reflect the source and plan the target; no writes anywhere."""
-    names = _select(sorted(sa.inspect(source).get_table_names()), tables, exclude or [])
+    """Reflect the source and plan the target; no writes anywhere.
+
+    ``skip_objects``: categories of views, triggers, routines … to leave out
+    (``views``, ``triggers``, ``routines``, ``sequences`` or ``all``).
+    """
+    try:
+        skip = parse_skip(skip_objects or [])
+    except ValueError as exc:
+        raise UsageError(f"{exc}.") from None
+    everything = sorted(sa.inspect(source).get_table_names())
+    names = _select(everything, tables, exclude or [])
     # rehost's import ledger belongs to that database, not to its data: not cloned
     # unless asked for by name.
     names = [n for n in names if n != "rehost_ledger" or (tables and n in tables)]
     reflected = reflect_tables(source, names)
+    with source.connect() as conn:
+        objects = reflect_objects(conn)
     return plan_clone(
-        reflected, source.dialect.name, target_dialect, parse_overrides(map_types or [])
+        reflected,
+        source.dialect.name,
+        target_dialect,
+        parse_overrides(map_types or []),
+        objects=objects,
+        skip=skip,
+        left_out=set(everything) - set(names),
     )
 
 
@@ -174,6 +206,7 @@ def clone(
     tables: list[str] | None = None,
     exclude: list[str] | None = None,
     map_types: list[str] | None = None,
+    skip_objects: list[str] | None = None,
     replace: bool = False,
     resume: bool = False,
     verify_only: bool = False,
@@ -186,7 +219,10 @@ def clone(
     with the source's. With ``resume`` an interrupted clone carries on: tables
     the target already holds in full are kept, the others (re)loaded, and keys
     that exist are not added again. Raises CloneBlocked (nothing written) when
-    a type has no faithful mapping, TargetNotEmpty when the target has tables.
+    a type has no faithful mapping or a view, trigger or routine would have to
+    cross engines (unless ``skip_objects`` leaves it out), TargetNotEmpty when
+    the target has tables. Views, triggers, routines … are created last, once
+    the rows and keys are in.
 
     ``jobs`` > 1 copies that many tables at once, each worker with its own
     source and target connections. PostgreSQL workers join the snapshot the
@@ -212,7 +248,10 @@ def clone(
             tables=tables,
             exclude=exclude,
             map_types=map_types,
+            skip_objects=skip_objects,
         )
+        if verify_only:
+            _objects_not_compared(plan)
         if plan.errors:
             raise CloneBlocked(plan.errors)
         result = CloneResult(
@@ -222,6 +261,7 @@ def clone(
             target_engine=plan.target,
             verify_only=verify_only,
             findings=list(plan.findings),
+            not_cloned=list(plan.not_cloned),
         )
         jobs = _effective_jobs(jobs, plan, result, verify_only)
         existing = set(sa.inspect(tgt_engine).get_table_names())
@@ -245,9 +285,11 @@ def clone(
                     kept = existing & set(plan.tables) if resume else set()
                     workers = _Workers(src_engine, tgt_engine, snapshot, jobs)
                     known = _load(snap, tconn, plan, result, bar, kept, workers)
+                    _create_objects(tconn, plan, result, bar, resume)
                 else:
                     result.tables = [TableResult(n) for n in plan.tables]
                     known = {}
+                    _compare_objects(tconn, plan, result)
                 _verify(snap, tconn, plan, result, bar, known)
         finally:
             snap.rollback()
@@ -292,6 +334,7 @@ def _make_room(
 ) -> None:
     ours = sorted(n for n in plan.tables if n in existing)
     if replace:
+        _drop_objects(engine, plan)
         if ours:
             with engine.connect() as conn:
                 if plan.target == "sqlite":
@@ -928,12 +971,212 @@ def _verify(
             entry.rows = check.target_rows
 
 
-def _refused(table: str, exc: Exception, what: str) -> str:
+def _reason(exc: Exception) -> str:
+    """The server's message, first line only."""
     orig = getattr(exc, "orig", None) or exc
-    reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def _refused(table: str, exc: Exception, what: str) -> str:
+    reason = _reason(exc)
     if what == "load":
         return (
             f"The target refused rows of table {table}: {reason}. Tables loaded so far stay; "
             "fix the cause and run again with --replace."
         )
     return f"Could not add a key, index or foreign key on {table}: {reason}"
+
+
+# ------------------------------------------------- views, triggers, routines …
+
+
+def _run(conn: Connection, statements: tuple[str, ...]) -> str | None:
+    """Run the statements in one transaction: None when done, else the server's message."""
+    try:
+        with conn.begin():
+            for sql in statements:
+                conn.exec_driver_sql(sql)
+    except sa.exc.DBAPIError as exc:
+        return _reason(exc)
+    return None
+
+
+def _object_keys(conn: Connection) -> set[tuple[str, str, str]]:
+    """(kind, name, table) of the views, triggers, routines … a database has."""
+    keys = {o.key for o in reflect_objects(conn)}
+    conn.rollback()
+    return keys
+
+
+def _drop_objects(engine: Engine, plan: ClonePlan) -> None:
+    """``--replace``: drop the objects this clone creates (they may hold its tables)."""
+    if not plan.objects:
+        return
+    wanted = {o.key for o in plan.objects}
+    with engine.connect() as conn:
+        present = [o for o in reflect_objects(conn) if o.key in wanted]
+        conn.rollback()
+        # Dependents first: the creation order reversed, retried while it helps.
+        order = list(reversed(creation_order(present)))
+        failed = retry_all(order, lambda o: _run(conn, (o.drop,)))
+    if failed:
+        lines = [f"  {o.subject}: {message}" for o, message in failed.items()]
+        raise CloneFailed("--replace could not drop what this clone creates:\n" + "\n".join(lines))
+
+
+def _create_objects(
+    tconn: Connection, plan: ClonePlan, result: CloneResult, bar: Progress, resume: bool
+) -> None:
+    """Create the views, triggers, routines … once rows, keys and foreign keys are in.
+
+    Triggers therefore never fire during the load. Whatever fails for want of
+    another object is retried (see ``retry_all``); what still fails is a
+    finding: a warning when it uses a table the selection leaves out, else an
+    error. ``resume``: those the target has already are kept.
+    """
+    if not plan.objects:
+        return
+    tconn.commit()
+    present = _object_keys(tconn) if resume else set()
+    todo = []
+    for obj in creation_order(plan.objects):
+        if obj.key in present:
+            result.objects.append((obj, "kept"))
+        else:
+            todo.append(obj)
+    if not todo:
+        return
+    restore = _object_session(tconn, plan.target)
+    bar.start("views, triggers, routines", len(todo))
+
+    def create(obj: SrcObject) -> str | None:
+        message = _run(tconn, (*restore, *obj.sql))
+        if message is None:
+            bar.advance()
+        return message
+
+    try:
+        failed = retry_all(todo, create)
+        if plan.target == "sqlite":
+            failed.update(_sqlite_broken_views(tconn, [o for o in todo if o not in failed]))
+    finally:
+        _run(tconn, restore)
+        bar.finish()
+    # A view on a view on a table left out fails for the same reason as the first one.
+    outside = set(plan.left_out)
+    growing = True
+    while growing:
+        more = {o.name for o in failed if o.name not in outside and _uses(o, outside)}
+        outside |= more
+        growing = bool(more)
+    for obj in todo:
+        message = failed.get(obj)
+        result.objects.append((obj, "failed" if message else "created"))
+        finding = _object_finding(obj, message, _uses(obj, outside))
+        if finding is not None:
+            result.findings.append(finding)
+
+
+def _object_finding(obj: SrcObject, message: str | None, uses: list[str]) -> Finding | None:
+    """What to report about an object: created (``message`` None) or refused by the target.
+
+    ``uses``: the tables (or failed objects) it mentions that the target does not have.
+    """
+    if message is not None and not uses:
+        return Finding(
+            "clone-object-failed",
+            "error",
+            obj.subject,
+            f"the target refused it: {message}",
+            fix="create it by hand on the target, or fix the cause and clone again with --replace",
+        )
+    if not uses:
+        return None
+    names = ", ".join(uses)
+    return Finding(
+        "clone-object-outside",
+        "warning",
+        obj.subject,
+        f"created, but it mentions {names}, which this clone leaves out: it may fail when used"
+        if message is None
+        else f"not created: {message} (it uses {names}, which this clone does not create)",
+        fix="clone those tables too, or recreate it by hand on the target",
+    )
+
+
+def _uses(obj: SrcObject, names: set[str]) -> list[str]:
+    return mentions(" ".join(obj.sql), names - {obj.name})
+
+
+def _object_session(tconn: Connection, target: str) -> tuple[str, ...]:
+    """Session settings for creating objects; returns the statements that restore them.
+
+    PostgreSQL: function bodies are not checked at creation (as pg_restore
+    does), so a SQL function may use a view created after it. MariaDB: each
+    routine sets the sql_mode it was created with; every object starts from
+    the session's own.
+    """
+    if target == "postgresql":
+        tconn.exec_driver_sql("SET check_function_bodies = off")
+        tconn.commit()
+        return ("RESET check_function_bodies",)
+    if target == "mysql":
+        mode = str(tconn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one())
+        tconn.commit()
+        return ("SET SESSION sql_mode = '" + mode.replace("'", "''") + "'",)
+    return ()
+
+
+def _sqlite_broken_views(tconn: Connection, created: list[SrcObject]) -> dict[SrcObject, str]:
+    """SQLite checks a view's tables only when it is read: read each one, drop the broken."""
+    q = tconn.dialect.identifier_preparer.quote
+    broken: dict[SrcObject, str] = {}
+    for obj in created:
+        if obj.kind != "view":
+            continue
+        try:
+            tconn.exec_driver_sql(f"SELECT * FROM {q(obj.name)} LIMIT 0").fetchall()
+        except sa.exc.DBAPIError as exc:
+            broken[obj] = _reason(exc)
+        tconn.rollback()
+    for obj in broken:
+        _run(tconn, (obj.drop,))
+    return broken
+
+
+def _compare_objects(tconn: Connection, plan: ClonePlan, result: CloneResult) -> None:
+    """``--verify-only``, same engine: every object the clone creates must be on the target."""
+    if not plan.objects:
+        return
+    present = _object_keys(tconn)
+    for obj in creation_order(plan.objects):
+        if obj.key in present:
+            result.objects.append((obj, "present"))
+            continue
+        result.objects.append((obj, "missing"))
+        result.findings.append(
+            Finding(
+                "clone-object-missing",
+                "error",
+                obj.subject,
+                "the source has it, the target does not",
+                fix="create it on the target (rehost clone --resume creates the missing ones)",
+            )
+        )
+
+
+def _objects_not_compared(plan: ClonePlan) -> None:
+    """``--verify-only`` across engines: objects are not compared (nor a reason to stop)."""
+    crossing = [f for f in plan.findings if f.code == "clone-object-engine"]
+    if not crossing:
+        return
+    plan.findings = [f for f in plan.findings if f.code != "clone-object-engine"]
+    plan.findings.append(
+        Finding(
+            "clone-objects-not-compared",
+            "info",
+            "views, triggers, routines",
+            f"{len(crossing)} object(s) of the source are written in {plan.source} SQL: "
+            "across engines they are not compared",
+        )
+    )
