@@ -1046,11 +1046,11 @@ def _create_objects(
             todo.append(obj)
     if not todo:
         return
-    restore = _object_session(tconn, plan.target)
+    before, restore = _object_session(tconn, plan.target)
     bar.start("views, triggers, routines", len(todo))
 
     def create(obj: SrcObject) -> str | None:
-        message = _run(tconn, (*restore, *obj.sql))
+        message = _run(tconn, (*before, *obj.sql))
         if message is None:
             bar.advance()
         return message
@@ -1108,23 +1108,24 @@ def _uses(obj: SrcObject, names: set[str]) -> list[str]:
     return mentions(" ".join(obj.sql), names - {obj.name})
 
 
-def _object_session(tconn: Connection, target: str) -> tuple[str, ...]:
-    """Session settings for creating objects; returns the statements that restore them.
+def _object_session(tconn: Connection, target: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Session settings for creating objects: (statements before each object, to restore).
 
     PostgreSQL: function bodies are not checked at creation (as pg_restore
     does), so a SQL function may use a view created after it. MariaDB: each
-    routine sets the sql_mode it was created with; every object starts from
-    the session's own.
+    routine and trigger sets the sql_mode it was created with; every object
+    starts from the session's own.
     """
     if target == "postgresql":
         tconn.exec_driver_sql("SET check_function_bodies = off")
         tconn.commit()
-        return ("RESET check_function_bodies",)
+        return (), ("RESET check_function_bodies",)
     if target == "mysql":
         mode = str(tconn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one())
         tconn.commit()
-        return ("SET SESSION sql_mode = '" + mode.replace("'", "''") + "'",)
-    return ()
+        own = ("SET SESSION sql_mode = '" + mode.replace("'", "''") + "'",)
+        return own, own
+    return (), ()
 
 
 def _sqlite_broken_views(tconn: Connection, created: list[SrcObject]) -> dict[SrcObject, str]:
