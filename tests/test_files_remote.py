@@ -543,6 +543,37 @@ def test_s3_server_stopped_mid_run_then_rerun_completes(
     assert files("verify", str(src), url, "--content", "--state", str(state), *s3_server.opts)["ok"]
 
 
+def test_s3_source_object_rewritten_before_it_is_read(
+    s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    """Listed, then rewritten (larger) before its GETs: the reads, pinned to the listed
+    ETag, fail; the directory is listed again and the new object copied whole."""
+    c = s3_server.client
+    old, new = os.urandom(2 << 20), os.urandom(3 << 20)
+    c.put_object(Bucket=bucket, Key="data/a/1.txt", Body=b"first")  # type: ignore[attr-defined]
+    c.put_object(Bucket=bucket, Key="data/a/2.bin", Body=old)  # type: ignore[attr-defined]
+    back = tmp_path / "back"
+
+    class Rewrite:
+        """After the first file (the listing of a/ is taken), 2.bin is rewritten."""
+
+        done = False
+
+        def update(self, files: int, nbytes: int) -> None:
+            if files and (back / "a" / "1.txt").exists() and not self.done:
+                c.put_object(Bucket=bucket, Key="data/a/2.bin", Body=new)  # type: ignore[attr-defined]
+                self.done = True
+
+    remote = RemoteOptions(s3_endpoint_url=s3_server.endpoint)
+    hook = Rewrite()
+    rep = transfer(f"s3://{bucket}/data", str(back),
+                   TransferOptions(jobs=1, state_dir=tmp_path / "st", remote=remote),
+                   progress=hook)  # fmt: skip
+    assert hook.done and rep.ok and rep.counts["copied"] == 2, rep.errors
+    assert (back / "a" / "2.bin").read_bytes() == new  # not the first 2 MiB of it
+    assert files("verify", f"s3://{bucket}/data", str(back), "--content", *s3_server.opts)["ok"]
+
+
 def test_sftp_to_s3_and_back_to_sftp(
     sftp: SFTPServer, s3_server: S3Server, bucket: str, tmp_path: Path
 ) -> None:

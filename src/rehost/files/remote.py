@@ -30,10 +30,14 @@ pair of stores alike. The libraries are imported only when such a URL is used.
   matches by size and ETag). Symbolic links are not
   stored (S3 has no links; they are skipped and reported); hard links become
   separate objects; directories exist only as key prefixes (no empty ones).
+  Reading an object, every ranged GET is pinned to the ETag of the listing
+  (``If-Match``, and the response's ETag compared too), so an object rewritten
+  while it is read fails with :class:`FileChanged` instead of mixing versions.
 
 Network errors (a dropped connection, a refused one, a timeout) are retried with
 exponential backoff, reconnecting first; then the operation fails with
-:class:`NetworkError`, which the run reports for that file and goes on.
+:class:`NetworkError`, which the run reports for that file and goes on. A source
+file that changed while it was read is read again once, then reported.
 """
 
 from __future__ import annotations
@@ -75,12 +79,20 @@ class NetworkError(OSError):
 
 def _retrying(opts: RemoteOptions, is_network: Callable[[BaseException], bool],
               on_drop: Callable[[], None], op: Callable[[], T]) -> T:  # fmt: skip
-    """Run ``op``; on a network error reconnect and retry with backoff, then give up."""
+    """Run ``op``; on a network error reconnect and retry with backoff, then give up.
+    A source file that changed while it was read (:class:`FileChanged`) is read again
+    once, at once, as a local copy is; a second change is raised."""
     delay = opts.backoff
-    for attempt in range(opts.retries + 1):
+    attempt = 0
+    changed = False
+    while True:
         try:
             return op()
-        except (FileNotFoundError, PermissionError, FileChanged):
+        except FileChanged:
+            if changed:
+                raise
+            changed = True
+        except (FileNotFoundError, PermissionError):
             raise
         except Exception as exc:
             if not is_network(exc):
@@ -89,9 +101,9 @@ def _retrying(opts: RemoteOptions, is_network: Callable[[BaseException], bool],
             if attempt == opts.retries:
                 tries = f"tried {attempt + 1} time{'s' if attempt else ''}"
                 raise NetworkError(errno.ECONNRESET, f"network: {_reason(exc)} ({tries})") from exc
+            attempt += 1
             time.sleep(delay)
             delay *= 2
-    raise AssertionError("unreachable")
 
 
 def _reason(exc: BaseException) -> str:
@@ -801,6 +813,9 @@ class S3Tree(_RemoteTree):
                     },
                     use_listings_cache=False,
                     skip_instance_cache=True,
+                    # Reads compare each response's ETag with the listed one (as well
+                    # as sending If-Match, which some S3-compatible stores ignore).
+                    local_expiry_check=True,
                 )
                 self._fs.retries = 1  # rehost retries, reconnecting first
             return self._fs
@@ -916,10 +931,18 @@ class S3Tree(_RemoteTree):
         self.heads += 1
         return self._retry(lambda: fs.metadata(self.key(rel)))
 
+    def _info(self, rel: bytes) -> dict[str, Any] | None:
+        """s3fs's info on ``rel`` from the listing of its directory."""
+        return self._list(parent(rel)).get(rel.rsplit(b"/", 1)[-1])
+
+    def _forget_listing(self, rel: bytes) -> None:
+        with self._lock:
+            self._listings.pop(rel, None)
+
     def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
         if not rel:
             return self._dir(rel)
-        info = self._list(parent(rel)).get(rel.rsplit(b"/", 1)[-1])
+        info = self._info(rel)
         if info is None:
             return None
         if info.get("type") == "directory":
@@ -1102,19 +1125,35 @@ def _object_meta(src: Entry) -> dict[str, str]:
 
 
 class _S3Reader(_Reader):
+    """An object read in ranged GETs, each pinned to the ETag of the listing: sent as
+    ``If-Match`` (412 when the object was rewritten since) and compared with the
+    response's. A rewritten object fails the read with :class:`FileChanged`, and its
+    directory is listed again for the next try."""
+
     def __init__(self, tree: S3Tree, rel: bytes) -> None:
         self.tree, self.rel = tree, rel
-        entry = tree.entry(rel, xattrs=False)
-        if entry is None or entry.kind != FILE:
+        info = tree._info(rel) if rel else None
+        if info is None or info.get("type") == "directory":
             raise FileNotFoundError(errno.ENOENT, "vanished (no longer exists)")
-        self.entry = entry
-        # The size from the listing spares s3fs a HEAD request before the GETs.
-        self.f = tree._connect().open(
+        self.entry = entry = tree._file(rel, info)
+        # The size and ETag from the listing spare s3fs a HEAD request before the GETs.
+        f = tree._connect().open(
             tree.key(rel), "rb", cache_type="none", block_size=BUFFER_SIZE, size=entry.size
         )
+        etag = info.get("ETag")
+        if etag:
+            f.details = {"name": f.path, "size": entry.size, "type": "file", "ETag": etag}
+            f.read_kw = {**f.read_kw, "IfMatch": etag}
+        self.f = f
 
     def read(self, n: int) -> bytes:
-        return self.f.read(n)
+        from s3fs.utils import FileExpired
+
+        try:
+            return self.f.read(n)  # type: ignore[no-any-return]
+        except FileExpired as exc:
+            self.tree._forget_listing(parent(self.rel))
+            raise FileChanged("changed while it was being copied") from exc
 
     def finish(self) -> Entry:
         return self.entry
