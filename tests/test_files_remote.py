@@ -290,6 +290,9 @@ def test_sftp_hard_links_are_hard_links_on_the_server(sftp: SFTPServer, tmp_path
     hard_linked_tree(src, dirs=70)
     url, on_server = sftp.url("data"), sftp.root / "data"
 
+    preview = files("transfer", str(src), url, "--preview", *sftp.opts)
+    assert preview["counts"]["linked"] == 3 and preview["counts"]["copied"] == 72
+    assert not on_server.exists()
     rep = files("transfer", str(src), url, *sftp.opts)
     assert rep["ok"] and rep["counts"]["linked"] == 3 and rep["counts"]["copied"] == 72, rep
     assert not any(k.startswith("hard links") for k in rep["not_preserved"])
