@@ -29,8 +29,10 @@ TABLES = {
         "CREATE TABLE tag (id int PRIMARY KEY, item_id int REFERENCES item (id))",
     ],
 }
-# A trigger that fills item.shout, a view, a view on that view, a function
-# (PostgreSQL and MariaDB) and a view on tag (left out with --exclude tag).
+# A trigger that fills item.shout, a view, a view on that view and one on that
+# (all_long: MariaDB lists views by name, so it comes first and must wait for
+# the others), routines (PostgreSQL and MariaDB) and a view on tag (left out
+# with --exclude tag).
 OBJECTS = {
     "sqlite": [
         "CREATE TRIGGER item_shout AFTER INSERT ON item BEGIN"
@@ -38,6 +40,7 @@ OBJECTS = {
         "CREATE VIEW item_names AS SELECT id, name FROM item",
         "CREATE VIEW long_names AS SELECT name FROM item_names WHERE length(name) > 3",
         "CREATE VIEW tagged AS SELECT item_id FROM tag",
+        "CREATE VIEW all_long AS SELECT * FROM long_names",
         "CREATE TRIGGER tag_check BEFORE INSERT ON tag BEGIN SELECT 1; END",
     ],
     "postgresql": [
@@ -48,6 +51,7 @@ OBJECTS = {
         "CREATE VIEW item_names AS SELECT id, name FROM item",
         "CREATE VIEW long_names AS SELECT name FROM item_names WHERE length(name) > 3",
         "CREATE VIEW tagged AS SELECT item_id FROM tag",
+        "CREATE VIEW all_long AS SELECT * FROM long_names",
         "CREATE MATERIALIZED VIEW item_count AS SELECT count(*) AS n FROM item",
         # A SQL function on a view (created before the views on the target), and a
         # sequence no column owns, already used on the source.
@@ -55,14 +59,19 @@ OBJECTS = {
         " AS $$ SELECT count(*) FROM long_names $$",
         "CREATE SEQUENCE ticket START 100",
         "SELECT nextval('ticket')",
+        "CREATE PROCEDURE add_item(n text) LANGUAGE sql"
+        " AS $$ INSERT INTO item (id, name) VALUES (5, n) $$",
     ],
     "mariadb": [
         "CREATE TRIGGER item_shout BEFORE INSERT ON item FOR EACH ROW"
         " SET NEW.shout = upper(NEW.name)",
         "CREATE FUNCTION twice(x int) RETURNS int DETERMINISTIC RETURN 2 * x",
+        "CREATE PROCEDURE add_item(n varchar(40)) INSERT INTO item (id, name) VALUES (5, n)",
+        "CREATE EVENT nightly_purge ON SCHEDULE EVERY 1 DAY DO DELETE FROM item WHERE id < 0",
         "CREATE VIEW item_names AS SELECT id, name FROM item",
         "CREATE VIEW long_names AS SELECT name FROM item_names WHERE char_length(name) > 3",
         "CREATE VIEW tagged AS SELECT item_id FROM tag",
+        "CREATE VIEW all_long AS SELECT * FROM long_names",
     ],
 }
 # Rows go in with the trigger in place; item 2's shout is then changed by hand,
@@ -78,6 +87,7 @@ CREATED = {
         ("view", "item_names"),
         ("view", "long_names"),
         ("view", "tagged"),
+        ("view", "all_long"),
         ("trigger", "tag_check"),
     },
     "postgresql": {
@@ -87,16 +97,21 @@ CREATED = {
         ("view", "item_names"),
         ("view", "long_names"),
         ("view", "tagged"),
+        ("view", "all_long"),
         ("materialized view", "item_count"),
         ("function", "long_count()"),
         ("sequence", "ticket"),
+        ("procedure", "add_item(IN n text)"),
     },
     "mariadb": {
         ("trigger", "item_shout"),
         ("function", "twice"),
+        ("procedure", "add_item"),
+        ("event", "nightly_purge"),
         ("view", "item_names"),
         ("view", "long_names"),
         ("view", "tagged"),
+        ("view", "all_long"),
     },
 }
 
@@ -142,16 +157,20 @@ def test_same_engine_recreates_views_triggers_and_functions(make_db, kind):
         (3, "BANANA"),
     ]
     # The view on a view returns what it returns on the source.
-    query = "SELECT name FROM long_names ORDER BY name"
+    query = "SELECT name FROM all_long ORDER BY name"
     assert rows(target, query) == rows(source, query) == [("apple",), ("banana",)]
     # The trigger works on the target.
     run_sql(target, "INSERT INTO item (id, name) VALUES (4, 'kiwi')")
     assert rows(target, "SELECT shout FROM item WHERE id = 4") == [("KIWI",)]
     if kind != "sqlite":
         assert rows(target, "SELECT twice(21)") == [(42,)]
+        run_sql(target, "CALL add_item('plum')")
+        assert rows(target, "SELECT shout FROM item WHERE id = 5") == [("PLUM",)]
     if kind == "postgresql":  # filled from the rows once they were in
         assert rows(target, "SELECT n FROM item_count") == [(3,)]
-        assert rows(target, "SELECT long_count(), nextval('ticket')") == [(3, 101)]  # kiwi included
+        assert rows(target, "SELECT long_count(), nextval('ticket')") == [
+            (4, 101)
+        ]  # kiwi and plum included
 
 
 @pytest.mark.parametrize(
@@ -242,17 +261,17 @@ def test_replace_drops_the_views_it_recreates(make_db, kind):
 def test_verify_only_notices_a_dropped_view_and_resume_recreates_it(make_db, kind):
     source, target = source_db(make_db, kind), make_db(kind)
     clone_json(source, target)
-    run_sql(target, "DROP VIEW long_names")
+    run_sql(target, "DROP VIEW all_long")
     result = rehost("clone", source, target, "--verify-only", "--json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert all(t["verified"] for t in report["tables"])
     missing = [f for f in report["findings"] if f["code"] == "clone-object-missing"]
-    assert [(f["severity"], f["subject"]) for f in missing] == [("error", "view long_names")]
+    assert [(f["severity"], f["subject"]) for f in missing] == [("error", "view all_long")]
 
     report = clone_json(source, target, "--resume")
-    assert created(report) == {("view", "long_names")}
-    assert created(report, "kept") == CREATED[kind] - {("view", "long_names")}
+    assert created(report) == {("view", "all_long")}
+    assert created(report, "kept") == CREATED[kind] - {("view", "all_long")}
     again = clone_json(source, target, "--verify-only")
     assert again["ok"] is True
     assert created(again, "present") == CREATED[kind]

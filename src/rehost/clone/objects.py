@@ -212,13 +212,13 @@ def _postgres(conn: Connection) -> list[SrcObject]:
         " AND d.deptype IN ('a', 'i', 'e')) ORDER BY c.relname"
     ).fetchall():
         last, called = conn.exec_driver_sql(f"SELECT last_value, is_called FROM {q(name)}").one()
-        sql = (
+        create = (
             f"CREATE SEQUENCE {q(name)} AS {seq_type} INCREMENT BY {inc} MINVALUE {low}"
             f" MAXVALUE {high} START WITH {start} CACHE {cache}{' CYCLE' if cycle else ''}"
         )
         literal = q(name).replace("'", "''")
         setval = f"SELECT setval('{literal}', {last}, {'true' if called else 'false'})"
-        out.append(SrcObject("sequence", name, (sql, setval), _drop("sequence", q(name))))
+        out.append(SrcObject("sequence", name, (create, setval), _drop("sequence", q(name))))
     for name, kind, args, body in _pg_rows(
         conn,
         "SELECT p.proname, p.prokind, pg_get_function_identity_arguments(p.oid),"
@@ -243,8 +243,8 @@ def _postgres(conn: Connection) -> list[SrcObject]:
         select = definition.strip().rstrip(";")
         with_options = f" WITH ({options})" if options else ""
         if relkind == "v":
-            sql = f"CREATE VIEW {q(name)}{with_options} AS {select}"
-            out.append(SrcObject("view", name, (sql,), _drop("view", q(name))))
+            view = f"CREATE VIEW {q(name)}{with_options} AS {select}"
+            out.append(SrcObject("view", name, (view,), _drop("view", q(name))))
             continue
         # Created empty, its indexes, then filled from the rows already on the target.
         create = f"CREATE MATERIALIZED VIEW {q(name)}{with_options} AS {select} WITH NO DATA"
@@ -265,11 +265,9 @@ def _postgres(conn: Connection) -> list[SrcObject]:
         "t.oid",
         "c.relname, t.tgname",
     ):
-        sql: tuple[str, ...] = (definition,)
-        if enabled == "D":
-            sql += (f"ALTER TABLE {q(table)} DISABLE TRIGGER {q(name)}",)
+        disable = (f"ALTER TABLE {q(table)} DISABLE TRIGGER {q(name)}",) if enabled == "D" else ()
         drop = f"DROP TRIGGER IF EXISTS {q(name)} ON {q(table)}"
-        out.append(SrcObject("trigger", name, sql, drop, table=table))
+        out.append(SrcObject("trigger", name, (definition, *disable), drop, table=table))
     return out
 
 
@@ -280,7 +278,7 @@ def _mariadb(conn: Connection) -> list[SrcObject]:
     def show(kind: str, name: str, column: int, table: str | None = None) -> SrcObject:
         what = kind.upper()
         row = conn.exec_driver_sql(f"SHOW CREATE {what} {q(name)}").one()
-        sql = (strip_definer(str(row[column])),)
+        sql: tuple[str, ...] = (strip_definer(str(row[column])),)
         if kind != "view":  # routines, triggers and events keep the sql_mode of their creation
             mode = str(row[1]).replace("'", "''")
             sql = (f"SET SESSION sql_mode = '{mode}'", *sql)
