@@ -216,6 +216,15 @@ def test_unknown_skip_objects_value_is_refused(make_db):
     assert table_names(target) == []
 
 
+def test_sqlite_view_that_reads_on_neither_side_is_kept_as_it_is(make_db):
+    source, target = source_db(make_db, "sqlite"), make_db("sqlite")
+    # A function the application registers, unknown to rehost: fails on the source too.
+    run_sql(source, "CREATE VIEW app_only AS SELECT app_slug(name) FROM item")
+    report = clone_json(source, target)
+    assert ("view", "app_only") in created(report)
+    assert rows(target, "SELECT name FROM sqlite_master WHERE name = 'app_only'") == [("app_only",)]
+
+
 def test_skip_objects_same_engine_leaves_triggers_out(make_db):
     source, target = source_db(make_db, "sqlite"), make_db("sqlite")
     report = clone_json(source, target, "--skip-objects", "triggers")

@@ -285,7 +285,7 @@ def clone(
                     kept = existing & set(plan.tables) if resume else set()
                     workers = _Workers(src_engine, tgt_engine, snapshot, jobs)
                     known = _load(snap, tconn, plan, result, bar, kept, workers)
-                    _create_objects(tconn, plan, result, bar, resume)
+                    _create_objects(snap, tconn, plan, result, bar, resume)
                 else:
                     result.tables = [TableResult(n) for n in plan.tables]
                     known = {}
@@ -1025,7 +1025,12 @@ def _drop_objects(engine: Engine, plan: ClonePlan) -> None:
 
 
 def _create_objects(
-    tconn: Connection, plan: ClonePlan, result: CloneResult, bar: Progress, resume: bool
+    snap: Connection,
+    tconn: Connection,
+    plan: ClonePlan,
+    result: CloneResult,
+    bar: Progress,
+    resume: bool,
 ) -> None:
     """Create the views, triggers, routines … once rows, keys and foreign keys are in.
 
@@ -1058,7 +1063,8 @@ def _create_objects(
     try:
         failed = retry_all(todo, create)
         if plan.target == "sqlite":
-            failed.update(_sqlite_broken_views(tconn, [o for o in todo if o not in failed]))
+            made = [o for o in todo if o not in failed]
+            failed.update(_sqlite_broken_views(snap, tconn, made))
     finally:
         _run(tconn, restore)
         bar.finish()
@@ -1128,18 +1134,32 @@ def _object_session(tconn: Connection, target: str) -> tuple[tuple[str, ...], tu
     return (), ()
 
 
-def _sqlite_broken_views(tconn: Connection, created: list[SrcObject]) -> dict[SrcObject, str]:
-    """SQLite checks a view's tables only when it is read: read each one, drop the broken."""
-    q = tconn.dialect.identifier_preparer.quote
+def _sqlite_broken_views(
+    snap: Connection, tconn: Connection, created: list[SrcObject]
+) -> dict[SrcObject, str]:
+    """SQLite checks a view's tables only when it is read: drop those the clone broke.
+
+    A view that reads on the source but not on the target (a table the
+    selection leaves out) is dropped and reported; one that fails on the
+    source too (a function only the application registers, say) stays as it is.
+    """
+
+    def unreadable(conn: Connection, name: str) -> str | None:
+        q = conn.dialect.identifier_preparer.quote
+        try:
+            conn.exec_driver_sql(f"SELECT * FROM {q(name)} LIMIT 0").fetchall()
+        except sa.exc.DBAPIError as exc:
+            return _reason(exc)
+        return None
+
     broken: dict[SrcObject, str] = {}
     for obj in created:
         if obj.kind != "view":
             continue
-        try:
-            tconn.exec_driver_sql(f"SELECT * FROM {q(obj.name)} LIMIT 0").fetchall()
-        except sa.exc.DBAPIError as exc:
-            broken[obj] = _reason(exc)
+        message = unreadable(tconn, obj.name)
         tconn.rollback()
+        if message is not None and unreadable(snap, obj.name) is None:
+            broken[obj] = message
     for obj in broken:
         _run(tconn, (obj.drop,))
     return broken
