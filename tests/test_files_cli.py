@@ -342,6 +342,67 @@ def test_target_inside_source_is_refused(tree: Path) -> None:
     assert not (tree / "docs" / "copy").exists()
 
 
+def test_source_inside_target_is_refused(tree: Path) -> None:
+    # Copying docs/ into the tree that holds it would write over the source's own
+    # files (docs/docs/x onto docs/x), and --delete-extra would remove docs/ itself.
+    before = snapshot(tree)
+    for extra in ([], ["--delete-extra"]):
+        result = rehost("transfer", str(tree / "docs"), str(tree), *extra)
+        assert result.exit_code == 2 and "inside the target" in result.stderr
+    assert snapshot(tree) == before
+
+
+def test_exclude_leaves_paths_out_on_both_sides_and_never_removes_them(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for rel, text in {
+        "a.txt": "a",
+        "b.tmp": "scratch",
+        "cache/c": "cached",
+        "d/cache/x": "cached deeper",
+        "d/cachefile": "a file named like the directory pattern stays",
+        "keep/k": "k",
+    }.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text)
+    before = snapshot(src)
+    ex = ["--exclude", "cache/", "--exclude", "*.tmp"]
+    rep = report("transfer", str(src), str(dst), *ex)
+    assert rep["counts"]["copied"] == 3 and rep["exclude"] == ["cache/", "*.tmp"]
+    copied = sorted(str(p.relative_to(dst)) for p in dst.rglob("*"))
+    assert copied == ["a.txt", "d", "d/cachefile", "keep", "keep/k"]
+    assert report("transfer", str(src), str(dst), *ex)["counts"]["copied"] == 0
+
+    # On the target: excluded paths, and a directory only there that holds one, are kept
+    # by --delete-extra (as rsync protects them); the rest of what is only there goes.
+    for rel in ("old/cache/z", "gone/y", "q.tmp", "cache/on-target"):
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_text("target's own")
+    preview = report("transfer", str(src), str(dst), *ex, "--delete-extra", "--preview")
+    assert preview["kept_holding_excluded"] == ["old"]
+    assert [a["path"] for a in preview["actions"] if a["action"] == "remove"] == ["gone"]
+    assert (dst / "gone/y").exists()
+    rep = report("transfer", str(src), str(dst), *ex, "--delete-extra")
+    assert rep["removed"] == ["gone"] and rep["kept_holding_excluded"] == ["old"]
+    for kept in ("old/cache/z", "q.tmp", "cache/on-target"):
+        assert (dst / kept).read_text() == "target's own"
+    assert not (dst / "gone").exists()
+    assert snapshot(src) == before
+
+    assert report("verify", str(src), str(dst), *ex)["ok"]
+    assert not report("verify", str(src), str(dst), code=1)["ok"]  # without them: missing
+    inv = report("inventory", str(src), *ex)
+    # a.txt, d/cachefile and keep/k
+    assert inv["counts"]["file"] == 3
+    assert inv["bytes"] == 2 + len("a file named like the directory pattern stays")
+
+
+def test_a_bad_exclude_pattern_is_refused_before_anything_is_written(tree: Path) -> None:
+    dst = tree.parent / "dst"
+    result = rehost("transfer", str(tree), str(dst), "--exclude", "[abc")
+    assert result.exit_code == 2 and "closing ']'" in result.stderr
+    assert not dst.exists()
+
+
 # ------------------------------------------------------------------ faults
 
 

@@ -594,6 +594,34 @@ def test_sftp_to_s3_and_back_to_sftp(
     assert (sftp.root / "c" / "docs" / "readme.txt").read_text() == "hello\n"
 
 
+def test_exclude_on_s3_and_sftp(
+    sftp: SFTPServer, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    for rel in ("a.txt", "b.tmp", "cache/c", "d/cache/x", "d/y"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(rel)
+    c = s3_server.client
+    for key in ("data/old/cache/z", "data/gone/y", "data/q.tmp"):  # the target's own
+        c.put_object(Bucket=bucket, Key=key, Body=b"target's own")  # type: ignore[attr-defined]
+    url, ex = f"s3://{bucket}/data", ["--exclude", "cache/", "--exclude", "*.tmp"]
+    opts = [*sftp.opts, *s3_server.opts]
+    rep = files("transfer", str(src), url, *ex, "--delete-extra", *opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 2, rep
+    assert rep["removed"] == ["gone"] and rep["kept_holding_excluded"] == ["old"]
+    listed = c.list_objects_v2(Bucket=bucket, Prefix="data/")["Contents"]  # type: ignore[attr-defined]
+    assert sorted(o["Key"] for o in listed) == [
+        "data/a.txt", "data/d/y", "data/old/cache/z", "data/q.tmp"
+    ]  # fmt: skip
+    assert files("verify", str(src), url, *ex, *opts)["ok"]
+
+    # An S3 source walked with patterns: what they name is not listed, read or sent.
+    rep = files("transfer", url, sftp.url("e"), *ex, *opts)
+    assert rep["ok"] and rep["counts"]["copied"] == 2
+    assert sorted(p.name for p in (sftp.root / "e").rglob("*") if p.is_file()) == ["a.txt", "y"]
+    assert files("verify", url, sftp.url("e"), *ex, "--content", *opts)["ok"]
+
+
 # ------------------------------------------------------------------- basics
 
 

@@ -335,6 +335,24 @@ def test_split_one_source_into_two_targets_by_only(demo):
     assert js("ack", "manual-2", "--plan", str(demo))["status"] == "succeeded"
 
 
+def test_share_exclude_in_the_plan_applies_to_transfer_and_verify(demo):
+    root = demo.parent
+    (root / "source-files" / "scratch.tmp").write_text("not moved")
+    (root / "source-files" / "avatars" / "cache").mkdir()
+    (root / "source-files" / "avatars" / "cache" / "x.png").write_bytes(b"\x89PNG")
+    text = demo.read_text().replace(
+        "    # exclude: [cache/, '*.tmp']\n", "    exclude: [cache/, '*.tmp']\n"
+    )
+    assert "    exclude: [cache/, '*.tmp']\n" in text
+    demo.write_text(text)
+    assert js("run", "--plan", str(demo))["status"] == "incomplete"  # manual steps remain
+    assert statuses(demo)["verify"] == "succeeded"
+    target = root / "target-files"
+    assert (target / "README.txt").exists()
+    assert not (target / "scratch.tmp").exists()
+    assert not (target / "avatars" / "cache").exists()
+
+
 def test_consolidate_two_source_servers_into_one_target(demo):
     root = demo.parent
     other = root / "other.db"

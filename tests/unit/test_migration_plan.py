@@ -90,6 +90,22 @@ def test_clone_with_bundle_options_is_refused():
     assert "line 21: databases[1].method: the clone method copies whole databases" in msg
 
 
+def test_share_exclude_patterns_are_checked_when_the_plan_is_read():
+    good = parse_plan(
+        PLAN.replace(
+            "{from: old.files, to: new.files}",
+            "{from: old.files, to: new.files, exclude: [cache/, '*.tmp']}",
+        )
+    )
+    assert good.shares[0].exclude == ["cache/", "*.tmp"]
+    msg = error_of(
+        PLAN.replace(
+            "{from: old.files, to: new.files}", "{from: old.files, to: new.files, exclude: ['a[b']}"
+        )
+    )
+    assert "line 23: shares[0].exclude:" in msg and "closing ']'" in msg
+
+
 def test_not_yaml_or_not_a_mapping():
     assert "not valid YAML (line 2)" in error_of("name: x\n  bad: [\n")
     assert "must be a mapping" in error_of("- a\n- b\n")

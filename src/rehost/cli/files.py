@@ -24,6 +24,7 @@ from rehost.cli.render import err, out, print_json
 from rehost.errors import UsageError
 from rehost.files import interrupt
 from rehost.files.entry import display
+from rehost.files.exclude import Excludes
 from rehost.files.inventory import Inventory, inventory
 from rehost.files.location import RemoteOptions
 from rehost.files.owners import OwnerMap, parse_map
@@ -85,6 +86,14 @@ S3_ENDPOINT_OPT = typer.Option(
 S3_REGION_OPT = typer.Option(None, "--s3-region", help="S3 region (default: AWS settings).")
 RETRIES_OPT = typer.Option(
     3, "--retries", help="Retries after a network error (backoff 0.5 s, doubling) per operation."
+)
+EXCLUDE_OPT = typer.Option(
+    [],
+    "--exclude",
+    help="Leave out paths matching PATTERN on both sides (repeatable): '*.tmp' (a name at "
+    "any depth), 'cache/' (directories only), '/tmp' (at the root), 'thumbs/*.jpg', "
+    "'logs/**/old'. Excluded paths on the target are never removed.",
+    metavar="PATTERN",
 )
 SHOW_AT_MOST = 50  # names listed in the human summary; --json lists all
 
@@ -180,16 +189,21 @@ def inventory_cmd(
     s3_endpoint_url: str | None = S3_ENDPOINT_OPT,
     s3_region: str | None = S3_REGION_OPT,
     retries: int = RETRIES_OPT,
+    exclude: list[str] = EXCLUDE_OPT,
 ) -> None:
     """Describe a tree: counts, bytes, owners, extensions, largest files, links, specials.
 
     Lists unreadable entries too. Reads only.
 
-    Example: rehost files inventory /srv/app/uploads
+    Examples:
+
+      rehost files inventory /srv/app/uploads
+
+      rehost files inventory /srv/app/uploads --exclude cache/ --exclude '*.tmp'
     """
     remote = _remote_options(sftp_password_file, sftp_known_hosts, sftp_key, s3_endpoint_url,
                              s3_region, retries)  # fmt: skip
-    inv = inventory(path, remote)
+    inv = inventory(path, remote, tuple(exclude))
     if json_out:
         print_json(inv.to_json())
     else:
@@ -202,9 +216,10 @@ def inventory_cmd(
 class _Bar:
     """Files, bytes, rate and ETA on stderr; totals come from a counting walk beside the copy."""
 
-    def __init__(self, enabled: bool, root: bytes | None) -> None:
+    def __init__(self, enabled: bool, root: bytes | None, exclude: tuple[str, ...] = ()) -> None:
         self.enabled = enabled and err.is_terminal
         self.root = root
+        self.excludes = Excludes(exclude)
         self.files = 0
         self.total_files: int | None = None
         self._stop = threading.Event()
@@ -227,7 +242,9 @@ class _Bar:
         self._progress.start()
         if self.root is not None:
             threading.Thread(
-                target=count_tree, args=(self.root, self._totals, self._stop), daemon=True
+                target=count_tree,
+                args=(self.root, self._totals, self._stop, self.excludes),
+                daemon=True,
             ).start()
         return self
 
@@ -293,9 +310,14 @@ def _render_transfer(rep: TransferReport) -> None:
         kept = "kept; --delete-extra removes them"
     else:
         kept = "would be removed" if rep.preview else "removed"
+    held = set(rep.kept)
     _listed(
         f"Only on the target ({kept})",
-        [display(p) + ("/" if k == "dir" else "") for p, k in rep.extra],
+        [display(p) + ("/" if k == "dir" else "") for p, k in rep.extra if p not in held],
+    )
+    _listed(
+        "Only on the target, kept: they hold paths --exclude leaves out",
+        [display(p) + "/" for p in rep.kept],
     )
     _listed(
         "Names that differ only in case (the target ignores case; not sent)",
@@ -349,6 +371,7 @@ def transfer_cmd(
     s3_endpoint_url: str | None = S3_ENDPOINT_OPT,
     s3_region: str | None = S3_REGION_OPT,
     retries: int = RETRIES_OPT,
+    exclude: list[str] = EXCLUDE_OPT,
 ) -> None:
     """Copy a tree with its metadata; later runs copy only what changed.
 
@@ -361,6 +384,8 @@ def transfer_cmd(
       rehost files transfer /srv/app/uploads sftp://backup@files.example:22/srv/uploads
 
       rehost files transfer /srv/app/uploads s3://bucket/uploads
+
+      rehost files transfer /srv/app/data /mnt/new/data --exclude cache/ --exclude '*.tmp'
     """
     options = TransferOptions(
         checksum=checksum,
@@ -373,13 +398,14 @@ def transfer_cmd(
         case_insensitive=True if case_insensitive_target else None,
         remote=_remote_options(sftp_password_file, sftp_known_hosts, sftp_key, s3_endpoint_url,
                                s3_region, retries),
+        exclude=tuple(exclude),
     )  # fmt: skip
     src_loc, _ = resolve_pair(src, dst)
     try:
         # The bar's totals come from a second, local walk; remote sources show counts only.
         with (
             interrupt.on_sigint(_stopping),
-            _Bar(not json_out, src_loc.root if src_loc.is_local else None) as bar,
+            _Bar(not json_out, src_loc.root if src_loc.is_local else None, options.exclude) as bar,
         ):
             rep = transfer(
                 src, dst, options, progress=bar, observer=None if json_out else _Printer(preview)
@@ -452,8 +478,11 @@ def verify_cmd(
     s3_endpoint_url: str | None = S3_ENDPOINT_OPT,
     s3_region: str | None = S3_REGION_OPT,
     retries: int = RETRIES_OPT,
+    exclude: list[str] = EXCLUDE_OPT,
 ) -> None:
     """Compare source and target; print every difference; exit 1 if there is any.
+
+    Give the same --exclude patterns as the transfer.
 
     Example: rehost files verify /srv/app/uploads /mnt/new/uploads --content
     """
@@ -461,7 +490,8 @@ def verify_cmd(
                              s3_region, retries)  # fmt: skip
     rep = verify(src, dst, content=content, owners=_owner_map(owners, map_user, map_group),
                  state_dir=state, remote=remote,
-                 case_insensitive=True if case_insensitive_target else None)  # fmt: skip
+                 case_insensitive=True if case_insensitive_target else None,
+                 exclude=tuple(exclude))  # fmt: skip
     if json_out:
         print_json(rep.to_json())
     else:

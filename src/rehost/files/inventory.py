@@ -11,6 +11,7 @@ from typing import Any
 
 from rehost.errors import RehostError
 from rehost.files.entry import DIR, FILE, SPECIAL_KINDS, SYMLINK, Entry, display, join, parent
+from rehost.files.exclude import Excludes
 from rehost.files.location import RemoteOptions, parse_location
 from rehost.files.owners import group_name, user_name
 from rehost.files.walk import WalkError, walk
@@ -84,17 +85,21 @@ def leaves_tree(rel: bytes, link: bytes) -> bool:
     return resolved == b".." or resolved.startswith(b"../")
 
 
-def inventory(url: str, remote: RemoteOptions | None = None) -> Inventory:
-    """Walk the tree at ``url`` (read only) and summarise it."""
+def inventory(
+    url: str, remote: RemoteOptions | None = None, exclude: tuple[str, ...] = ()
+) -> Inventory:
+    """Walk the tree at ``url`` (read only) and summarise it, without what ``exclude``
+    (--exclude patterns) leaves out."""
     loc = parse_location(url, "path")
     inv = Inventory(loc.label)
     seen_inodes: set[tuple[int, int]] = set()
+    excludes = Excludes(exclude)
     if loc.is_local:
-        items = walk(loc.root)
+        items = walk(loc.root, excludes=excludes)
     else:
         from rehost.files.remote import open_tree
 
-        items = open_tree(loc, remote).walk()
+        items = open_tree(loc, remote, excludes).walk()
     for item in items:
         if isinstance(item, WalkError):
             if item.rel == b"":

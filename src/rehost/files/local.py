@@ -36,6 +36,7 @@ import blake3
 
 from rehost.files import interrupt
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, join, lstat_entry, read_xattrs
+from rehost.files.exclude import NONE, Excludes
 from rehost.files.location import LOCAL
 from rehost.files.plan import TEMP_PREFIX, TEMP_SUFFIX, Wanted
 from rehost.files.walk import Batch, WalkItem, walk
@@ -508,8 +509,9 @@ class LocalTree:
 
     capabilities = LOCAL  # a local file system holds every piece of metadata
 
-    def __init__(self, root: bytes) -> None:
+    def __init__(self, root: bytes, excludes: Excludes = NONE) -> None:
         self.root = root
+        self.excludes = excludes  # left out of walk() and names()
 
     def path(self, rel: bytes) -> bytes:
         return join(self.root, rel)
@@ -517,7 +519,7 @@ class LocalTree:
     # ------------------------------------------------------------ reading
 
     def walk(self, *, batches: bool = False) -> Iterator[WalkItem | Batch]:
-        return walk(self.root, batches=batches)
+        return walk(self.root, batches=batches, excludes=self.excludes)
 
     def entry(self, rel: bytes, *, xattrs: bool) -> Entry | None:
         """The entry at ``rel`` (links not followed), with its xattrs if asked; None if absent."""
@@ -533,9 +535,10 @@ class LocalTree:
         """(name, is a directory) of what ``rel`` holds, sorted; None if it is not a directory."""
         try:
             with os.scandir(self.path(rel)) as it:
-                return sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
+                found = sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        return self.excludes.keep(rel, found)
 
     def hash(self, rel: bytes) -> str:
         return hash_file(self.path(rel))
@@ -594,11 +597,12 @@ class LocalTree:
         return True
 
 
-def open_tree(loc: Any, opts: Any = None) -> Any:
+def open_tree(loc: Any, opts: Any = None, excludes: Excludes = NONE) -> Any:
     """The tree at a location: a LocalTree here, SFTP and S3 trees (remote.py, with
-    their libraries) imported only when such a URL is used."""
+    their libraries) imported only when such a URL is used. ``excludes``: paths the
+    tree's walk and listings leave out."""
     if loc.is_local:
-        return LocalTree(loc.root)
+        return LocalTree(loc.root, excludes)
     from rehost.files import remote
 
-    return remote.open_tree(loc, opts)
+    return remote.open_tree(loc, opts, excludes)

@@ -60,6 +60,7 @@ from typing import Any, TypeVar
 
 from rehost.errors import RehostError
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, kind_of, parent
+from rehost.files.exclude import NONE, Excludes
 from rehost.files.local import BUFFER_SIZE, FileChanged, Placed, stream_copy
 from rehost.files.location import Capabilities, Location, RemoteOptions
 from rehost.files.manifest import Record, select_sql
@@ -112,7 +113,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _sorted_walk(tree: Any) -> Iterator[WalkItem]:
-    """Pre-order walk (as walk.walk does locally) over a tree's ``scan(rel)`` listings."""
+    """Pre-order walk (as walk.walk does locally) over a tree's ``scan(rel)`` listings,
+    without what the tree's ``excludes`` leave out."""
     try:
         root = tree.entry(b"", xattrs=False)
     except OSError as exc:
@@ -132,6 +134,8 @@ def _sorted_walk(tree: Any) -> Iterator[WalkItem]:
         except OSError as exc:
             yield WalkError(rel, f"cannot list directory: {describe(exc)}")
             return
+        if tree.excludes:
+            children = [e for e in children if not tree.excludes.excluded(e.rel, e.kind == DIR)]
         yield Listing(rel, frozenset(e.name for e in children))
         stack.append(iter(children))
 
@@ -199,6 +203,7 @@ class _RemoteTree:
     """What SFTP and S3 trees share: the walk, hashing by streaming, retries."""
 
     opts: RemoteOptions
+    excludes: Excludes = NONE  # left out of walk() and names()
 
     def _is_network(self, exc: BaseException) -> bool:
         raise NotImplementedError
@@ -433,7 +438,7 @@ class SFTPTree(_RemoteTree):
         except (FileNotFoundError, NotADirectoryError):
             return None
         self._keep_listing(rel, entries)
-        return [(e.name, e.kind == DIR) for e in entries]
+        return self.excludes.keep(rel, [(e.name, e.kind == DIR) for e in entries])
 
     def link_entry(self, rel: bytes) -> Entry | None:
         """:meth:`entry` with what tells a file's names apart (``ino``, see
@@ -989,7 +994,9 @@ class S3Tree(_RemoteTree):
         if rel and self.entry(rel, xattrs=False) is None:
             return None
         listing = self._list(rel)
-        return sorted((n, i.get("type") == "directory") for n, i in listing.items())
+        return self.excludes.keep(
+            rel, sorted((n, i.get("type") == "directory") for n, i in listing.items())
+        )
 
     def reader(self, rel: bytes) -> _Reader:
         return _S3Reader(self, rel)
@@ -1166,15 +1173,18 @@ class _S3Reader(_Reader):
 # ====================================================================== open
 
 
-def open_tree(loc: Location, opts: RemoteOptions | None = None) -> Any:
+def open_tree(loc: Location, opts: RemoteOptions | None = None, excludes: Excludes = NONE) -> Any:
     """The tree at ``loc``: a LocalTree, an SFTPTree or an S3Tree."""
     from rehost.files.local import LocalTree
 
     opts = opts or RemoteOptions()
+    tree: Any
     if loc.scheme == "sftp":
-        return SFTPTree(loc, opts)
-    if loc.scheme == "s3":
+        tree = SFTPTree(loc, opts)
+    elif loc.scheme == "s3":
         tree = S3Tree(loc, opts)
         tree.check()
-        return tree
-    return LocalTree(loc.root)
+    else:
+        return LocalTree(loc.root, excludes)
+    tree.excludes = excludes
+    return tree

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from rehost.errors import RehostError, UsageError
 from rehost.files import interrupt, local
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, display, parent
+from rehost.files.exclude import NONE, Excludes
 from rehost.files.interrupt import Interrupted
 from rehost.files.location import Capabilities, Location, RemoteOptions, parse_location
 from rehost.files.manifest import Manifest, Record, default_state_dir
@@ -87,6 +88,8 @@ class TransferOptions:
     # Names that differ only in case are one name on the target: None = find out
     # (local targets are probed; SFTP and S3 are taken as case-sensitive).
     case_insensitive: bool | None = None
+    # --exclude patterns (rehost.files.exclude): left out on both sides.
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,6 +114,9 @@ class TransferReport:
     not_preserved: Counter[str] = field(default_factory=Counter)
     extra: list[tuple[bytes, str]] = field(default_factory=list)
     removed: list[bytes] = field(default_factory=list)
+    # Extra directories --delete-extra keeps because excluded paths are inside them.
+    kept: list[bytes] = field(default_factory=list)
+    exclude: tuple[str, ...] = ()
     errors: list[FileError] = field(default_factory=list)
     collisions: list[tuple[bytes, bytes]] = field(default_factory=list)  # (not sent, kept)
     actions: list[tuple[str, str, bytes]] = field(default_factory=list)  # preview only
@@ -133,6 +139,8 @@ class TransferReport:
             "not_preserved": dict(sorted(self.not_preserved.items())),
             "extra": [{"path": display(p), "kind": k} for p, k in self.extra],
             "removed": [display(p) for p in self.removed],
+            "kept_holding_excluded": [display(p) for p in self.kept],
+            "exclude": list(self.exclude),
             "errors": [e.to_json() for e in self.errors],
             "collisions": [{"path": display(p), "with": display(w)} for p, w in self.collisions],
             "seconds": round(self.seconds, 3),
@@ -191,6 +199,8 @@ def resolve_pair(src_url: str, dst_url: str) -> tuple[Location, Location]:
             raise UsageError(
                 f"target {dst_url!r} is the source or inside it; choose a target outside {src_url!r}."
             )
+        if dst.contains(src):
+            raise _source_inside(src_url, dst_url)
         if src.is_local:
             _check_local_source(src, src_url)
         if dst.is_local:
@@ -202,10 +212,21 @@ def resolve_pair(src_url: str, dst_url: str) -> tuple[Location, Location]:
         raise UsageError(
             f"target {dst_url!r} is the source or inside it; choose a target outside {src_url!r}."
         )
+    if real_src.startswith(real_dst.rstrip(b"/") + b"/"):
+        raise _source_inside(src_url, dst_url)
     _check_local_source(src, src_url)
     _check_local_target(dst, dst_url)
     # The roots the user named are followed if they are links; nothing below them is.
     return replace(src, root=real_src), replace(dst, root=real_dst)
+
+
+def _source_inside(src_url: str, dst_url: str) -> UsageError:
+    # Writing the tree into a directory that holds it would write (and with
+    # --delete-extra remove) the source's own files: the source is read-only.
+    return UsageError(
+        f"source {src_url!r} is inside the target {dst_url!r}: the copy could overwrite or "
+        "remove the source itself; choose a target that does not hold the source."
+    )
 
 
 def _real(loc: Location) -> Location:
@@ -320,8 +341,9 @@ class _Transfer:
     ) -> None:
         self.src, self.dst, self.opt = src, dst, options
         local.forget_dir_facts()  # what a previous run in this process saw
-        self.source = local.open_tree(src, options.remote)
-        self.target = local.open_tree(dst, options.remote)
+        self.excludes = Excludes(options.exclude)
+        self.source = local.open_tree(src, options.remote, self.excludes)
+        self.target = local.open_tree(dst, options.remote, self.excludes)
         self.caps, self.src_caps = self.target.capabilities, self.source.capabilities
         self.progress, self.observer = progress, observer
         state = options.state_dir or default_state_dir(dst.state_key)
@@ -329,7 +351,12 @@ class _Transfer:
         self.target.use_manifest(self.manifest.path)
         self.source.use_manifest(default_state_dir(src.state_key) / "manifest.sqlite")
         self.report = TransferReport(
-            src.label, dst.label, options.preview, str(state), delete_extra=options.delete_extra
+            src.label,
+            dst.label,
+            options.preview,
+            str(state),
+            delete_extra=options.delete_extra,
+            exclude=options.exclude,
         )
         self.dirs = _Dirs()  # pre-order; reversed = children before parents
         self.pruned: dict[bytes, str] = {}  # directory not transferred → reason
@@ -830,11 +857,37 @@ class _Transfer:
         with contextlib.suppress(OSError):
             self.manifest.settle(settle())
 
+    def _holds_excluded(self, rel: bytes) -> bool:
+        """Whether the target directory ``rel`` holds anything ``--exclude`` leaves out:
+        excluded paths are never removed, so neither is the directory holding them."""
+        if not self.excludes:
+            return False
+        tree = self.target
+        tree.excludes = NONE  # the directory's whole content, excluded paths included
+        try:
+            todo = [rel]
+            while todo:
+                at = todo.pop()
+                for name, is_dir in tree.names(at) or ():
+                    child = at + b"/" + name
+                    if self.excludes.excluded(child, is_dir):
+                        return True
+                    if is_dir:
+                        todo.append(child)
+        except OSError:
+            return True  # cannot tell: keep it
+        finally:
+            tree.excludes = self.excludes
+        return False
+
     def _remove_extra(self) -> None:
         if not self.opt.delete_extra:
             return
-        for rel, _kind in self.report.extra:
+        for rel, kind in self.report.extra:
             interrupt.check()
+            if kind == DIR and self._holds_excluded(rel):
+                self.report.kept.append(rel)
+                continue
             if self.observer is not None:
                 self.observer.action("remove", "extra", rel)
             if self.opt.preview:
@@ -875,10 +928,15 @@ def transfer(
     return _Transfer(src, dst, opts, progress or _Silent(), observer).run()
 
 
-def count_tree(root: bytes, on_count: Callable[[int, int], None], stop: threading.Event) -> None:
+def count_tree(
+    root: bytes,
+    on_count: Callable[[int, int], None],
+    stop: threading.Event,
+    excludes: Excludes = NONE,
+) -> None:
     """Count files and bytes under ``root`` (for a progress bar's totals), in batches."""
     files = nbytes = 0
-    for item in walk(root):
+    for item in walk(root, excludes=excludes):
         if stop.is_set():
             return
         if isinstance(item, Entry) and item.kind in (FILE, SYMLINK):

@@ -28,6 +28,7 @@ from rehost.files.entry import (
     display,
     parent,
 )
+from rehost.files.exclude import Excludes
 from rehost.files.location import LOCAL, RemoteOptions
 from rehost.files.manifest import Manifest, default_state_dir
 from rehost.files.owners import OwnerMap
@@ -114,11 +115,13 @@ def verify(
     xattrs: bool = True,
     remote: RemoteOptions | None = None,
     case_insensitive: bool | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> VerifyReport:
     """Compare the trees (read only on both sides) and list every difference.
 
     ``case_insensitive``: as for transfer; None = probe a local target (read only),
-    take SFTP and S3 as case-sensitive."""
+    take SFTP and S3 as case-sensitive. ``exclude``: --exclude patterns, left out on
+    both sides as transfer leaves them out."""
     started = time.monotonic()
     src_loc, dst_loc = resolve_pair(src_url, dst_url)
     owners = owners or OwnerMap()
@@ -130,7 +133,9 @@ def verify(
     def differ(rel: bytes, what: str, detail: str = "") -> None:
         report.differences.append(Difference(rel, what, detail))
 
-    source, target = local.open_tree(src_loc, remote), local.open_tree(dst_loc, remote)
+    excludes = Excludes(exclude)
+    source = local.open_tree(src_loc, remote, excludes)
+    target = local.open_tree(dst_loc, remote, excludes)
     target.use_manifest(manifest.path)
     source.use_manifest(default_state_dir(src_loc.state_key) / "manifest.sqlite")
     caps, both_local = target.capabilities, source.capabilities is target.capabilities is LOCAL

@@ -21,6 +21,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from rehost.files.entry import Entry, join
+from rehost.files.exclude import NONE, Excludes
 
 BATCH = 1024  # children lstat-ed ahead of being yielded (bounds memory per directory level)
 
@@ -73,11 +74,14 @@ def describe(exc: OSError) -> str:
 _Child = tuple[bytes, "os.stat_result | OSError", set[bytes]]
 
 
-def walk(root: bytes, *, batches: bool = False) -> Iterator[WalkItem | Batch]:
+def walk(
+    root: bytes, *, batches: bool = False, excludes: Excludes = NONE
+) -> Iterator[WalkItem | Batch]:
     """Yield the root directory's entry, then for each directory its Listing and its
     children (pre-order: a directory before what it holds). Iterative, so depth is
     bounded by path length, not by Python's recursion limit. With ``batches``, each
-    :class:`Batch` of children comes before them (see the module docstring)."""
+    :class:`Batch` of children comes before them (see the module docstring). What
+    ``excludes`` leaves out is not listed, yielded or entered."""
     try:
         st = os.lstat(root)
     except OSError as exc:
@@ -87,7 +91,7 @@ def walk(root: bytes, *, batches: bool = False) -> Iterator[WalkItem | Batch]:
     if not stat.S_ISDIR(st.st_mode):
         return
     stack: list[tuple[bytes, Iterator[Batch | _Child]]] = []
-    listed = yield from _list(root, b"")
+    listed = yield from _list(root, b"", excludes)
     if listed is not None:
         stack.append((b"", _stat_batches(root, b"", listed)))
     while stack:
@@ -117,7 +121,7 @@ def walk(root: bytes, *, batches: bool = False) -> Iterator[WalkItem | Batch]:
                 continue
         yield Entry.from_stat(child, st, link)
         if stat.S_ISDIR(st.st_mode):
-            listed = yield from _list(root, child)
+            listed = yield from _list(root, child, excludes)
             if listed is not None:
                 stack.append((child, _stat_batches(root, child, listed)))
 
@@ -150,11 +154,15 @@ def _stat_batches(
             yield name, st, batch.skip
 
 
-def _list(root: bytes, rel: bytes) -> Generator[WalkItem, None, list[tuple[bytes, bool]] | None]:
-    """List a directory: (name, is a directory), sorted by name."""
+def _list(
+    root: bytes, rel: bytes, excludes: Excludes
+) -> Generator[WalkItem, None, list[tuple[bytes, bool]] | None]:
+    """List a directory: (name, is a directory), sorted by name, without the excluded."""
     try:
         with os.scandir(join(root, rel)) as it:
-            names = sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
+            names = excludes.keep(
+                rel, sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
+            )
     except OSError as exc:
         yield WalkError(rel, f"cannot list directory: {describe(exc)}")
         return None

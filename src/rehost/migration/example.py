@@ -55,11 +55,13 @@ databases:
     # stops on records changed there since, unless 'rehost run --force'.
 
 # Which share goes where. 'checksum' compares content, not just size and time;
-# 'verify_content' hashes both sides in the verify phase.
+# 'verify_content' hashes both sides in the verify phase; 'exclude' leaves out
+# paths on both sides (patterns as for 'rehost files transfer --exclude').
 shares:
   - from: old.uploads
     to: new.uploads
     verify_content: true
+    # exclude: [cache/, '*.tmp']
 
 # 'rehost cutover' (after a run that succeeded): freeze the source, re-run the
 # moves as a final delta, verify, then the switch hooks; 'rehost cutover

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rehost.errors import RehostError
+from rehost.errors import RehostError, UsageError
 
 PLAN_FILE = "rehost.yaml"
 
@@ -78,6 +78,19 @@ class ShareMove(_Strict):
     checksum: bool = False
     verify_content: bool = False
     owners: Literal["name", "numeric", "none"] = "name"
+    # --exclude patterns (rehost.files.exclude), for the transfer and its verification
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("exclude")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        from rehost.files.exclude import Excludes
+
+        try:
+            Excludes(patterns)
+        except UsageError as exc:
+            raise ValueError(str(exc).removeprefix("--exclude ")) from None
+        return patterns
 
     @property
     def name(self) -> str:

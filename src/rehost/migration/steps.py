@@ -197,6 +197,7 @@ def transfer(ctx: StepContext) -> Outcome:
         preview=ctx.dry_run,
         state_dir=m.files_state_dir(move),
         remote=_remote(m, move),
+        exclude=tuple(move.exclude),
     )
     rep = files_transfer(m.share_url(move.from_), m.share_url(move.to, "target"), opts)
     data = rep.to_json()
@@ -261,6 +262,7 @@ def verify_share(ctx: StepContext) -> Outcome:
         owners=OwnerMap(move.owners),
         state_dir=m.files_state_dir(move),
         remote=_remote(m, move),
+        exclude=tuple(move.exclude),
     )
     if not rep.ok:
         shown = "; ".join(f"{d.what} {d.path!r}" for d in rep.differences[:3])
