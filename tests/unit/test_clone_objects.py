@@ -127,3 +127,14 @@ def test_plan_same_engine_keeps_objects_and_leaves_triggers_with_their_table():
     plan = plan_clone({}, "mysql", "mysql", objects=objects, skip={"triggers"})
     assert [o.name for o in plan.objects] == ["v"]
     assert [o.name for o in plan.not_cloned] == ["t", "u"]
+
+
+def test_plan_refuses_an_object_whose_definition_the_source_hides():
+    hidden = SrcObject("procedure", "p", (), "DROP PROCEDURE p")
+    plan = plan_clone({}, "mysql", "mysql", objects=[hidden])
+    assert [(f.code, f.subject) for f in plan.errors] == [
+        ("clone-object-unreadable", "procedure p")
+    ]
+    assert "--skip-objects routines" in plan.errors[0].fix
+    plan = plan_clone({}, "mysql", "mysql", objects=[hidden], skip={"routines"})
+    assert plan.errors == [] and plan.not_cloned == [hidden]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 # kind → the --skip-objects category that covers it
@@ -35,7 +36,8 @@ _RANK = {kind: i for i, kind in enumerate(CATEGORY)}
 class SrcObject:
     """One view, trigger, routine, event or standalone sequence of the source.
 
-    ``sql``: the statements that create it on the same engine (a populated
+    ``sql``: the statements that create it on the same engine, empty when
+    the source's account may not read its definition (a populated
     materialized view's ``REFRESH`` included: objects are created once the
     rows are in). ``drop``: the statement that drops it. ``table``: the table
     (or view) a trigger belongs to.
@@ -277,7 +279,12 @@ def _mariadb(conn: Connection) -> list[SrcObject]:
 
     def show(kind: str, name: str, column: int, table: str | None = None) -> SrcObject:
         what = kind.upper()
-        row = conn.exec_driver_sql(f"SHOW CREATE {what} {q(name)}").one()
+        try:
+            row = conn.exec_driver_sql(f"SHOW CREATE {what} {q(name)}").one()
+        except sa.exc.DBAPIError:
+            row = None
+        if row is None or row[column] is None:  # listed, but its definition is not shown
+            return SrcObject(kind, name, (), _drop(kind, q(name)), table=table)
         sql: tuple[str, ...] = (strip_definer(str(row[column])),)
         if kind != "view":  # routines, triggers and events keep the sql_mode of their creation
             mode = str(row[1]).replace("'", "''")

@@ -120,6 +120,17 @@ def _objects(plan: ClonePlan, objects: list[SrcObject], skip: set[str]) -> None:
                     f"recreate it by hand on the target in {plan.target}'s SQL",
                 )
             )
+        elif not obj.sql:
+            plan.findings.append(
+                Finding(
+                    "clone-object-unreadable",
+                    "error",
+                    obj.subject,
+                    "the source's account may not read its definition, so it cannot be cloned.",
+                    fix="grant the account the right to see it (MariaDB: SHOW CREATE ROUTINE, "
+                    f"or SELECT on mysql.proc), or clone without it (--skip-objects {obj.category})",
+                )
+            )
         else:
             plan.objects.append(obj)
 
