@@ -45,6 +45,10 @@ def obj(kind: str, name: str, table: str | None = None, sql: str = "") -> SrcObj
             "CREATE EVENT `e` ON SCHEDULE EVERY 1 DAY DO delete from a",
         ),
         ("CREATE VIEW va AS SELECT n FROM a", "CREATE VIEW va AS SELECT n FROM a"),
+        (
+            "CREATE DEFINER=`event`@`%` TRIGGER t BEFORE INSERT ON a FOR EACH ROW SET @x = 1",
+            "CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW SET @x = 1",
+        ),
     ],
 )
 def test_strip_definer_touches_only_the_head(given, expected):

@@ -111,12 +111,13 @@ def retry_all(
     return failed
 
 
-_DEFINER = re.compile(
-    r"\s+DEFINER\s*=\s*(?:`(?:[^`]|``)*`|'(?:[^']|'')*'|[\w.%-]+)"
-    r"(?:\s*@\s*(?:`(?:[^`]|``)*`|'(?:[^']|'')*'|[\w.%-]+))?",
+_NAME = r"(?:`(?:[^`]|``)*`|'(?:[^']|'')*'|[\w.%-]+)"
+_HEAD = re.compile(
+    r"^(\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:ALGORITHM\s*=\s*\w+\s+)?)"
+    rf"(?:DEFINER\s*=\s*{_NAME}(?:\s*@\s*{_NAME})?\s+)?"
+    r"(?:SQL\s+SECURITY\s+DEFINER\s+)?",
     re.I,
 )
-_SECURITY_DEFINER = re.compile(r"\s+SQL\s+SECURITY\s+DEFINER\b", re.I)
 
 
 def strip_definer(sql: str) -> str:
@@ -125,22 +126,9 @@ def strip_definer(sql: str) -> str:
     The source's account may not exist on the target; without the clause the
     object belongs to the account that creates it, and SQL SECURITY DEFINER is
     the default anyway. ``SQL SECURITY INVOKER`` changes behaviour and stays.
-    Only the head of the statement (before the body) is touched.
+    Only the head of the statement (``CREATE … DEFINER=…``) is touched.
     """
-    head, body = _split_head(sql)
-    head = _DEFINER.sub("", head, count=1)
-    head = _SECURITY_DEFINER.sub("", head, count=1)
-    return head + body
-
-
-_BODY_START = re.compile(
-    r"\b(?:VIEW\s+(?:`(?:[^`]|``)*`|\w+)|TRIGGER|PROCEDURE|FUNCTION|EVENT)\b", re.I
-)
-
-
-def _split_head(sql: str) -> tuple[str, str]:
-    m = _BODY_START.search(sql)
-    return (sql, "") if m is None else (sql[: m.start()], sql[m.start() :])
+    return _HEAD.sub(r"\1", sql, count=1)
 
 
 def mentions(sql: str, names: Iterable[str]) -> list[str]:
