@@ -403,6 +403,28 @@ def test_a_bad_exclude_pattern_is_refused_before_anything_is_written(tree: Path)
     assert not dst.exists()
 
 
+@pytest.mark.parametrize("jobs", ["1", "4"])
+def test_bwlimit_holds_the_whole_transfer_to_the_rate(tmp_path: Path, jobs: str) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for i in range(6):  # 3 MiB: small files in one process, 1 MiB ones in workers
+        (src / f"f{i}.bin").write_bytes(os.urandom(512 * 1024))
+    started = time.monotonic()
+    rep = report("transfer", str(src), str(dst), "--bwlimit", "1M", "--jobs", jobs)
+    elapsed = time.monotonic() - started
+    assert rep["ok"] and rep["counts"]["copied"] == 6
+    # 3 MiB at 1 MiB/s, less the half second of credit a start may not even have
+    assert elapsed >= 2.4, elapsed
+    assert report("verify", str(src), str(dst), "--content")["ok"]
+
+
+def test_a_bad_bwlimit_is_refused_before_anything_is_written(tree: Path) -> None:
+    dst = tree.parent / "dst"
+    result = rehost("transfer", str(tree), str(dst), "--bwlimit", "fast")
+    assert result.exit_code == 2 and "--bwlimit 'fast'" in result.stderr
+    assert not dst.exists()
+
+
 # ------------------------------------------------------------------ faults
 
 

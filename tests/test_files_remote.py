@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -620,6 +621,22 @@ def test_exclude_on_s3_and_sftp(
     assert rep["ok"] and rep["counts"]["copied"] == 2
     assert sorted(p.name for p in (sftp.root / "e").rglob("*") if p.is_file()) == ["a.txt", "y"]
     assert files("verify", url, sftp.url("e"), *ex, "--content", *opts)["ok"]
+
+
+def test_bwlimit_to_sftp_and_s3(
+    sftp: SFTPServer, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):  # 2 MiB
+        (src / f"f{i}.bin").write_bytes(os.urandom(512 * 1024))
+    for target in (sftp.url("capped"), f"s3://{bucket}/capped"):
+        started = time.monotonic()
+        rep = files("transfer", str(src), target, "--bwlimit", "1M",
+                    *sftp.opts, *s3_server.opts)  # fmt: skip
+        elapsed = time.monotonic() - started
+        assert rep["ok"] and rep["counts"]["copied"] == 4
+        assert elapsed >= 1.4, (target, elapsed)  # 2 MiB at 1 MiB/s, less the credit
 
 
 # ------------------------------------------------------------------- basics

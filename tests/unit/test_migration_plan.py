@@ -90,7 +90,7 @@ def test_clone_with_bundle_options_is_refused():
     assert "line 21: databases[1].method: the clone method copies whole databases" in msg
 
 
-def test_share_exclude_patterns_are_checked_when_the_plan_is_read():
+def test_share_exclude_patterns_and_bwlimit_are_checked_when_the_plan_is_read():
     good = parse_plan(
         PLAN.replace(
             "{from: old.files, to: new.files}",
@@ -104,6 +104,12 @@ def test_share_exclude_patterns_are_checked_when_the_plan_is_read():
         )
     )
     assert "line 23: shares[0].exclude:" in msg and "closing ']'" in msg
+    capped = PLAN.replace(
+        "{from: old.files, to: new.files}", "{from: old.files, to: new.files, bwlimit: 20M}"
+    )
+    assert parse_plan(capped).shares[0].bwlimit == "20M"
+    msg = error_of(capped.replace("20M", "fast"))
+    assert "line 23: shares[0].bwlimit:" in msg and "500K or 10M" in msg
 
 
 def test_not_yaml_or_not_a_mapping():

@@ -28,6 +28,7 @@ from rehost.files.exclude import Excludes
 from rehost.files.inventory import Inventory, inventory
 from rehost.files.location import RemoteOptions
 from rehost.files.owners import OwnerMap, parse_map
+from rehost.files.throttle import parse_rate
 from rehost.files.transfer import (
     COUNT_KEYS,
     TransferOptions,
@@ -372,6 +373,13 @@ def transfer_cmd(
     s3_region: str | None = S3_REGION_OPT,
     retries: int = RETRIES_OPT,
     exclude: list[str] = EXCLUDE_OPT,
+    bwlimit: str | None = typer.Option(
+        None,
+        "--bwlimit",
+        help="At most RATE bytes per second over all copies: 500K, 10M, 1G (1024-based; "
+        "a plain number is KiB/s, as with rsync).",
+        metavar="RATE",
+    ),
 ) -> None:
     """Copy a tree with its metadata; later runs copy only what changed.
 
@@ -386,6 +394,8 @@ def transfer_cmd(
       rehost files transfer /srv/app/uploads s3://bucket/uploads
 
       rehost files transfer /srv/app/data /mnt/new/data --exclude cache/ --exclude '*.tmp'
+
+      rehost files transfer /srv/app/uploads sftp://files.example/srv/uploads --bwlimit 20M
     """
     options = TransferOptions(
         checksum=checksum,
@@ -399,6 +409,7 @@ def transfer_cmd(
         remote=_remote_options(sftp_password_file, sftp_known_hosts, sftp_key, s3_endpoint_url,
                                s3_region, retries),
         exclude=tuple(exclude),
+        bwlimit=parse_rate(bwlimit) if bwlimit is not None else None,
     )  # fmt: skip
     src_loc, _ = resolve_pair(src, dst)
     try:

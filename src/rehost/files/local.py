@@ -34,7 +34,7 @@ from typing import Any
 
 import blake3
 
-from rehost.files import interrupt
+from rehost.files import interrupt, throttle
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, join, lstat_entry, read_xattrs
 from rehost.files.exclude import NONE, Excludes
 from rehost.files.location import LOCAL
@@ -198,6 +198,7 @@ def _copy_once(src_path: bytes, dst_path: bytes, rel: bytes, wanted: Wanted) -> 
             # rewritten meanwhile is caught by the second fstat below.
             data = os.read(fd_in, before.st_size)
             h = new_hash(data)
+            throttle.take(len(data))
             _write_all(fd_out, data)
             copied = len(data)
         elif before.st_blocks * 512 < before.st_size:  # fewer blocks than bytes: holes
@@ -257,6 +258,7 @@ def _copy_sparse(fd_in: int, fd_out: int, size: int) -> tuple[Any, int]:
             if not n:  # shrank meanwhile: the fstat after the copy reports it
                 return h, pos
             h.update(view[:n])
+            throttle.take(n)
             _write_all(fd_out, view[:n])
             pos += n
     os.ftruncate(fd_out, size)
@@ -274,6 +276,7 @@ def _copy_stream(fd_in: int, fd_out: int) -> tuple[Any, int]:
             interrupt.check()
             chunk = view[:n]
             h.update(chunk)
+            throttle.take(n)
             _write_all(fd_out, chunk)
             copied += n
     return h, copied
@@ -315,6 +318,7 @@ def stream_copy(reader: Any, write: Callable[[bytes], Any]) -> tuple[str, int, E
     while chunk := reader.read(BUFFER_SIZE):
         interrupt.check()
         h.update(chunk)
+        throttle.take(len(chunk))
         write(chunk)
         copied += len(chunk)
     src: Entry = reader.finish()

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rehost.errors import RehostError, UsageError
-from rehost.files import interrupt, local
+from rehost.files import interrupt, local, throttle
 from rehost.files.entry import DIR, FILE, SYMLINK, Entry, display, parent
 from rehost.files.exclude import NONE, Excludes
 from rehost.files.interrupt import Interrupted
@@ -90,6 +90,8 @@ class TransferOptions:
     case_insensitive: bool | None = None
     # --exclude patterns (rehost.files.exclude): left out on both sides.
     exclude: tuple[str, ...] = ()
+    # --bwlimit: bytes per second over all copies at once (None: as fast as they go)
+    bwlimit: float | None = None
 
 
 @dataclass
@@ -551,6 +553,7 @@ class _Transfer:
 
     def run(self) -> TransferReport:
         started = time.monotonic()
+        throttle.set_limit(self.opt.bwlimit)
         try:
             # A stop requested late (the copies were all handed out) still ends the run
             # before the next phase: above all, nothing is removed after Ctrl-C.
@@ -559,6 +562,7 @@ class _Transfer:
                 interrupt.check()
                 phase()
         finally:
+            throttle.set_limit(None)
             self.dirs.close()
             self.manifest.close()
             self.source.close()
@@ -570,8 +574,16 @@ class _Transfer:
         jobs = max(1, self.opt.jobs)
         done: queue.SimpleQueue[Future[_Outcome]] = queue.SimpleQueue()
         window = threading.BoundedSemaphore(jobs * WINDOW_PER_JOB)
-        procs = None  # local → local: copies in forked processes (where there is fork)
-        if self.quick and jobs > 1 and not self.opt.preview and hasattr(os, "fork"):
+        # Local → local: copies in forked processes (where there is fork), unless the
+        # rate is capped: then threads share one limiter, and CPUs are not the bound.
+        procs = None
+        if (
+            self.quick
+            and jobs > 1
+            and not self.opt.preview
+            and hasattr(os, "fork")
+            and not self.opt.bwlimit
+        ):
             procs = ProcessCopies(self.source.root, self.target.root, worker_count(jobs))
         self.procs = procs
         pool = None

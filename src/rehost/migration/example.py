@@ -56,12 +56,14 @@ databases:
 
 # Which share goes where. 'checksum' compares content, not just size and time;
 # 'verify_content' hashes both sides in the verify phase; 'exclude' leaves out
-# paths on both sides (patterns as for 'rehost files transfer --exclude').
+# paths on both sides (patterns as for 'rehost files transfer --exclude');
+# 'bwlimit' caps the transfer's rate (500K, 10M …).
 shares:
   - from: old.uploads
     to: new.uploads
     verify_content: true
     # exclude: [cache/, '*.tmp']
+    # bwlimit: 20M
 
 # 'rehost cutover' (after a run that succeeded): freeze the source, re-run the
 # moves as a final delta, verify, then the switch hooks; 'rehost cutover

@@ -80,6 +80,20 @@ class ShareMove(_Strict):
     owners: Literal["name", "numeric", "none"] = "name"
     # --exclude patterns (rehost.files.exclude), for the transfer and its verification
     exclude: list[str] = Field(default_factory=list)
+    # --bwlimit: at most this rate (500K, 10M …) for the transfer
+    bwlimit: str | None = None
+
+    @field_validator("bwlimit")
+    @classmethod
+    def _rate(cls, rate: str | None) -> str | None:
+        from rehost.files.throttle import parse_rate
+
+        if rate is not None:
+            try:
+                parse_rate(rate)
+            except UsageError as exc:
+                raise ValueError(str(exc).removeprefix("--bwlimit ")) from None
+        return rate
 
     @field_validator("exclude")
     @classmethod

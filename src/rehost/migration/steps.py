@@ -11,6 +11,7 @@ from rehost.export import export as db_export
 from rehost.files.inventory import inventory as files_inventory
 from rehost.files.location import RemoteOptions
 from rehost.files.owners import OwnerMap
+from rehost.files.throttle import parse_rate
 from rehost.files.transfer import TransferOptions
 from rehost.files.transfer import transfer as files_transfer
 from rehost.files.verify import verify as files_verify
@@ -198,6 +199,7 @@ def transfer(ctx: StepContext) -> Outcome:
         state_dir=m.files_state_dir(move),
         remote=_remote(m, move),
         exclude=tuple(move.exclude),
+        bwlimit=parse_rate(move.bwlimit) if move.bwlimit else None,
     )
     rep = files_transfer(m.share_url(move.from_), m.share_url(move.to, "target"), opts)
     data = rep.to_json()
