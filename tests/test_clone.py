@@ -344,6 +344,25 @@ def test_non_empty_target_is_refused_and_replace_drops_only_its_tables(make_db):
     eng.dispose()
 
 
+@pytest.mark.parametrize("kind", engines)
+def test_a_clone_into_its_own_source_is_refused(make_db, kind):
+    source = make_db(kind)
+    run_sql(source, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+    u = sa.engine.make_url(source)
+    if kind == "sqlite":
+        same = f"sqlite:///{u.database.replace('/rh_', '/./rh_')}"
+    else:
+        host = "localhost" if u.host == "127.0.0.1" else u.host
+        scheme = "postgres" if kind == "postgresql" else "mariadb"
+        same = f"{scheme}://{u.username}@{host}:{u.port or (5432 if kind == 'postgresql' else 3306)}/{u.database}"
+    assert same != source  # the same database, spelled otherwise
+    for extra in ([], ["--replace"], ["--verify-only"]):
+        result = rehost("clone", source, same, *extra)
+        assert result.exit_code == 2 and "are the same database" in result.output, result.output
+    with engine(source).connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+
+
 def test_postgres_array_and_enum_need_an_explicit_mapping(make_db):
     source = make_db("postgresql")
     run_sql(

@@ -284,6 +284,20 @@ def test_clone_method_sqlite_to_postgresql(demo, make_db):
     assert b"s3cret-pw" not in (demo.parent / ".rehost" / "state.db").read_bytes()
 
 
+def test_clone_method_across_engines_with_a_view_needs_skip_objects(demo, make_db):
+    with sqlite3.connect(demo.parent / "source.db") as db:
+        db.execute("CREATE VIEW project_names AS SELECT name FROM projects")
+    _clone_plan(demo, make_db("postgresql"))
+    check = rehost_cli("check", "--plan", str(demo), "--json")
+    assert check.exit_code == 1
+    found = {f["code"]: f for f in json.loads(check.stdout)["findings"]}
+    assert found["RH313"]["severity"] == "error" and "project_names" in found["RH313"]["subject"]
+    _edit(demo, "    method: clone\n", "    method: clone\n    skip_objects: [views]\n")
+    found = {f["code"]: f for f in js("check", "--plan", str(demo))["findings"]}
+    assert "RH313" not in found and found["RH314"]["severity"] == "warning"
+    assert js("run", "--plan", str(demo))["status"] == "succeeded"
+
+
 def test_every_migration_command_and_option_is_in_the_readme():
     import click
     import typer.main

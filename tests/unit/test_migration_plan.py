@@ -112,6 +112,25 @@ def test_share_exclude_patterns_and_bwlimit_are_checked_when_the_plan_is_read():
     assert "line 23: shares[0].bwlimit:" in msg and "500K or 10M" in msg
 
 
+def test_clone_choices_are_checked_and_kept_to_the_clone_method():
+    plan = parse_plan(
+        PLAN.replace(
+            "    method: clone\n",
+            "    method: clone\n    map_type: ['mood=TEXT']\n    skip_objects: [views, triggers]\n",
+        )
+    )
+    assert plan.databases[1].map_type == ["mood=TEXT"]
+    assert plan.databases[1].skip_objects == ["views", "triggers"]
+    msg = error_of(
+        PLAN.replace("    method: clone\n", "    method: clone\n    skip_objects: [tables]\n")
+    )
+    assert "databases[1].skip_objects:" in msg and "not tables" in msg
+    msg = error_of(PLAN.replace("    method: clone\n", "    method: clone\n    map_type: [mood]\n"))
+    assert "databases[1].map_type:" in msg and "SOURCE_TYPE=TARGET_TYPE" in msg
+    msg = error_of(PLAN.replace("    only: [projects=web]\n", "    skip_objects: [views]\n"))
+    assert "databases[0].method: 'map_type' and 'skip_objects' are for method: clone" in msg
+
+
 def test_not_yaml_or_not_a_mapping():
     assert "not valid YAML (line 2)" in error_of("name: x\n  bad: [\n")
     assert "must be a mapping" in error_of("- a\n- b\n")

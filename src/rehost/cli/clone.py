@@ -42,6 +42,7 @@ class CloneBar(BarProgress):
         self._step_total: int | None = None
         self._totals: dict[str, int] = {}
         self._rows = self._bytes = 0
+        self._kept = 0  # rows of tables --resume kept: done, but not moved at any rate
         self._done: dict[str, int] = {}
         self._table_bytes: dict[str, int] = {}
         self._t0 = 0.0
@@ -85,6 +86,8 @@ class CloneBar(BarProgress):
         self._show(name)
 
     def table_done(self, name: str, rows: int | None, nbytes: int) -> None:
+        if rows is not None and name not in self._done:  # never started: kept by --resume
+            self._kept += rows
         if rows is not None:
             # Loaders may report the last rows or bytes only in their count at the end.
             self._rows += rows - self._done.get(name, 0)
@@ -107,7 +110,11 @@ class CloneBar(BarProgress):
                 detail=f"{done:,}/{total:,} rows  {size(self._table_bytes[name])}",
             )
         e = estimate(
-            self._rows, sum(self._totals.values()), self._bytes, time.perf_counter() - self._t0
+            self._rows,
+            sum(self._totals.values()),
+            self._bytes,
+            time.perf_counter() - self._t0,
+            kept=self._kept,
         )
         rate = f"  {e.rows_per_s:,.0f} rows/s" if e.rows_per_s else ""
         self._progress.update(

@@ -50,6 +50,7 @@ from rehost.clone.types import parse_overrides
 from rehost.clone.values import ZeroDates, converter, source_fix
 from rehost.clone.verify import Sums, TableCheck, in_database, source_sums, verify_table
 from rehost.db.connect import open_engine, redact
+from rehost.db.identity import same_database
 from rehost.errors import RehostError, UsageError
 from rehost.progress import NoProgress, Progress
 
@@ -242,6 +243,12 @@ def clone(
     src_engine = open_engine(source)
     tgt_engine = open_engine(target, must_exist=verify_only)
     try:
+        if same_database(src_engine, tgt_engine):
+            raise UsageError(
+                f"{redact(source)} and {redact(target)} are the same database: a clone would "
+                "write into its own source (--replace would drop its tables). Give another "
+                "target."
+            )
         plan = prepare(
             src_engine,
             tgt_engine.dialect.name,

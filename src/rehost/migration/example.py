@@ -42,7 +42,10 @@ targets:
 #   method: bundle  export by natural key and import into a target that may
 #                   already hold data (records are matched by name); 'only'
 #                   picks records (ENTITY=KEY) with everything they need.
-#   method: clone   copy the whole database into an empty target, then verify.
+#   method: clone   copy the whole database into an empty target, then verify;
+#                   'exclude' leaves tables out, 'map_type' (['mood=TEXT']) and
+#                   'skip_objects' ([views, triggers, routines]) are the choices
+#                   'rehost check' asks for across engines.
 databases:
   - from: old.app
     to: new.app

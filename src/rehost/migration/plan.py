@@ -6,9 +6,9 @@ to the YAML nodes they came from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rehost.errors import RehostError, UsageError
 
 PLAN_FILE = "rehost.yaml"
+T = TypeVar("T")
 
 
 class PlanError(RehostError):
@@ -49,6 +50,16 @@ class Server(_Strict):
     shares: dict[str, Share] = Field(default_factory=dict)
 
 
+def _parsed(parse: Callable[[T], object], value: T, option: str) -> T:
+    """``value``, once ``parse`` (the command line's own parser) accepts it; its message
+    (without the option's name, which the plan error replaces with the field) if not."""
+    try:
+        parse(value)
+    except (UsageError, ValueError) as exc:
+        raise ValueError(str(exc).removeprefix(f"{option} ")) from None
+    return value
+
+
 class DatabaseMove(_Strict):
     """One source database into one target database."""
 
@@ -64,6 +75,24 @@ class DatabaseMove(_Strict):
     ledger: bool = True
     # clone method
     exclude: list[str] = Field(default_factory=list)
+    # SRC=TARGET type choices, as 'rehost clone --map-type' takes them
+    map_type: list[str] = Field(default_factory=list)
+    # views, triggers, routines, sequences or all: left out, as 'rehost clone --skip-objects'
+    skip_objects: list[str] = Field(default_factory=list)
+
+    @field_validator("map_type")
+    @classmethod
+    def _map_types(cls, items: list[str]) -> list[str]:
+        from rehost.clone.types import parse_overrides
+
+        return _parsed(parse_overrides, items, "--map-type")
+
+    @field_validator("skip_objects")
+    @classmethod
+    def _skip(cls, items: list[str]) -> list[str]:
+        from rehost.clone.objects import parse_skip
+
+        return _parsed(parse_skip, items, "--skip-objects")
 
     @property
     def name(self) -> str:
@@ -88,23 +117,14 @@ class ShareMove(_Strict):
     def _rate(cls, rate: str | None) -> str | None:
         from rehost.files.throttle import parse_rate
 
-        if rate is not None:
-            try:
-                parse_rate(rate)
-            except UsageError as exc:
-                raise ValueError(str(exc).removeprefix("--bwlimit ")) from None
-        return rate
+        return rate if rate is None else _parsed(parse_rate, rate, "--bwlimit")
 
     @field_validator("exclude")
     @classmethod
     def _patterns(cls, patterns: list[str]) -> list[str]:
         from rehost.files.exclude import Excludes
 
-        try:
-            Excludes(patterns)
-        except UsageError as exc:
-            raise ValueError(str(exc).removeprefix("--exclude ")) from None
-        return patterns
+        return _parsed(Excludes, patterns, "--exclude")
 
     @property
     def name(self) -> str:
@@ -222,6 +242,16 @@ def _references(plan: Plan) -> Iterator[tuple[tuple[str | int, ...], str]]:
                 (kind, i, "method"),
                 "the clone method copies whole databases: 'only' and 'profile' are for "
                 "method: bundle",
+            )
+        if (
+            isinstance(move, DatabaseMove)
+            and move.method == "bundle"
+            and (move.map_type or move.skip_objects)
+        ):
+            yield (
+                (kind, i, "method"),
+                "'map_type' and 'skip_objects' are for method: clone (a bundle carries "
+                "records, not types, views or triggers)",
             )
 
 

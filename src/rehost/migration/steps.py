@@ -145,7 +145,15 @@ def clone(ctx: StepContext) -> Outcome:
     if not replace and _target_has_tables(tgt, src) is False:
         m.store.update_detail(ctx.step.id, {"target_was_empty": True})
         replace = True
-    res = db_clone(src, tgt, exclude=move.exclude, replace=replace, progress=ctx.progress)
+    res = db_clone(
+        src,
+        tgt,
+        exclude=move.exclude,
+        map_types=move.map_type,
+        skip_objects=move.skip_objects,
+        replace=replace,
+        progress=ctx.progress,
+    )
     from rehost.migration.core import VerifyFailed
 
     if not res.ok:
@@ -224,6 +232,8 @@ def verify_db(ctx: StepContext) -> Outcome:
             m.db_url(move.from_),
             m.db_url(move.to, "target"),
             exclude=move.exclude,
+            map_types=move.map_type,
+            skip_objects=move.skip_objects,
             verify_only=True,
         )
         if not res.ok:
