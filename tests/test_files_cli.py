@@ -425,6 +425,39 @@ def test_a_bad_bwlimit_is_refused_before_anything_is_written(tree: Path) -> None
     assert not dst.exists()
 
 
+def test_many_hard_links_with_the_link_maps_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a transfer, a verify and an inventory remember of hard links goes to disk
+    # past a limit (millions of links in a tree of backups): made tiny here.
+    monkeypatch.setattr("rehost.files.spill.IN_MEMORY", 3)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i in range(12):  # 12 files, each with 3 names in 3 directories
+        for d in ("a", "b", "c"):
+            (src / d).mkdir(parents=True, exist_ok=True)
+        (src / "a" / f"{i}.txt").write_text(f"file {i}")
+        os.link(src / "a" / f"{i}.txt", src / "b" / f"{i}.txt")
+        os.link(src / "a" / f"{i}.txt", src / "c" / f"{i}.txt")
+    for jobs in ("1", "4"):
+        shutil.rmtree(dst, ignore_errors=True)
+        rep = report(
+            "transfer", str(src), str(dst), "--jobs", jobs, "--state", str(tmp_path / jobs)
+        )
+        assert rep["ok"] and (rep["counts"]["copied"], rep["counts"]["linked"]) == (12, 24)
+        for i in range(12):
+            inodes = {os.stat(dst / d / f"{i}.txt").st_ino for d in ("a", "b", "c")}
+            assert len(inodes) == 1
+        again = report("transfer", str(src), str(dst), "--state", str(tmp_path / jobs))
+        assert again["counts"]["unchanged"] == 36 + 4 and again["counts"]["linked"] == 0
+        assert report("verify", str(src), str(dst), "--state", str(tmp_path / jobs))["ok"]
+    os.unlink(dst / "c" / "5.txt")
+    (dst / "c" / "5.txt").write_text("file 5")  # same content, no longer a link
+    found = report("verify", str(src), str(dst), "--state", str(tmp_path / "4"), code=1)
+    assert ("c/5.txt", "hard link") in [(d["path"], d["what"]) for d in found["differences"]]
+    inv = report("inventory", str(src))
+    assert inv["hardlinks"] == {"groups": 12, "names": 24}
+
+
 # ------------------------------------------------------------------ faults
 
 

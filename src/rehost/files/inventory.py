@@ -14,6 +14,7 @@ from rehost.files.entry import DIR, FILE, SPECIAL_KINDS, SYMLINK, Entry, display
 from rehost.files.exclude import Excludes
 from rehost.files.location import RemoteOptions, parse_location
 from rehost.files.owners import group_name, user_name
+from rehost.files.spill import SpillMap
 from rehost.files.walk import WalkError, walk
 
 LARGEST = 10
@@ -92,7 +93,7 @@ def inventory(
     (--exclude patterns) leaves out."""
     loc = parse_location(url, "path")
     inv = Inventory(loc.label)
-    seen_inodes: set[tuple[int, int]] = set()
+    seen_inodes: SpillMap[tuple[int, int], bool] = SpillMap()  # flat with millions of links
     excludes = Excludes(exclude)
     if loc.is_local:
         items = walk(loc.root, excludes=excludes)
@@ -120,7 +121,7 @@ def inventory(
             if key in seen_inodes:
                 inv.hardlink_names += 1
                 continue  # its bytes were counted under its first name
-            seen_inodes.add(key)
+            seen_inodes[key] = True
             inv.hardlink_groups += 1
         inv.total_bytes += item.size
         entry = (item.size, item.rel)
@@ -133,4 +134,5 @@ def inventory(
         inv.extensions.setdefault(extension(item.name), Totals()).add(item.size)
         if loc.is_local and not os.access(join(loc.root, item.rel), os.R_OK):
             inv.unreadable.append((item.rel, "permission denied"))
+    seen_inodes.close()
     return inv

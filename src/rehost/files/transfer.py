@@ -53,6 +53,7 @@ from rehost.files.plan import (
     is_temp_name,
 )
 from rehost.files.plan import metadata_differences as _meta_diffs
+from rehost.files.spill import SpillList, SpillMap
 from rehost.files.walk import Batch, Listing, WalkError, describe, walk
 from rehost.files.workers import ProcessCopies, copy_error, worker_count
 
@@ -362,9 +363,10 @@ class _Transfer:
         )
         self.dirs = _Dirs()  # pre-order; reversed = children before parents
         self.pruned: dict[bytes, str] = {}  # directory not transferred → reason
-        self.first_link: dict[tuple[int, int], bytes] = {}  # (dev, ino) → first rel
-        self.placed_ino: dict[bytes, int] = {}  # first rel of a hard-link group → target ino
-        self.later_links: list[Entry] = []
+        # Hard links, in memory up to a point, then on disk (a tree of backups holds millions):
+        self.first_link: SpillMap[tuple[int, int], bytes] = SpillMap()  # (dev, ino) → first rel
+        self.placed_ino: SpillMap[bytes, int] = SpillMap()  # a group's first rel → target ino
+        self.later_links: SpillList[tuple[Entry, bytes]] = SpillList()  # (entry, first rel)
         self._wanted: dict[tuple[int, int], tuple[Wanted, list[str]]] = {}
         # Local → local without --checksum: the walk's stat results are compared in bulk.
         self.quick = (
@@ -563,6 +565,8 @@ class _Transfer:
                 phase()
         finally:
             throttle.set_limit(None)
+            for held in (self.first_link, self.placed_ino, self.later_links):
+                held.close()
             self.dirs.close()
             self.manifest.close()
             self.source.close()
@@ -643,8 +647,9 @@ class _Transfer:
                     continue
                 if entry.kind == FILE and entry.nlink > 1 and self.caps.hardlinks:
                     key = (entry.dev, entry.ino)
-                    if key in self.first_link:
-                        self.later_links.append(entry)
+                    first = self.first_link.get(key)
+                    if first is not None:
+                        self.later_links.append((entry, first))
                         continue
                     self.first_link[key] = entry.rel
                 if pool is None and procs is None:
@@ -824,8 +829,7 @@ class _Transfer:
             self.report.extra.append((rel, DIR if is_dir else "file"))
 
     def _link_later(self) -> None:
-        for src in self.later_links:
-            first = self.first_link[(src.dev, src.ino)]
+        for src, first in self.later_links:
             out = _Outcome(src)
             try:
                 notes: list[str] = []

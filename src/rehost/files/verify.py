@@ -39,6 +39,7 @@ from rehost.files.plan import (
     is_temp_name,
     metadata_differences,
 )
+from rehost.files.spill import SpillMap
 from rehost.files.transfer import fit, resolve_pair, target_entry
 from rehost.files.walk import Listing, WalkError, describe
 
@@ -128,7 +129,7 @@ def verify(
     report = VerifyReport(src_loc.label, dst_loc.label, content)
     state = state_dir or default_state_dir(dst_loc.state_key)
     manifest = Manifest.open(state, dst_loc.state_key, readonly=True)
-    first_names: dict[tuple[int, int], tuple[bytes, int]] = {}  # src inode → (rel, target ino)
+    first_names: SpillMap[tuple[int, int], tuple[bytes, int]] = SpillMap()  # → (rel, target ino)
 
     def differ(rel: bytes, what: str, detail: str = "") -> None:
         report.differences.append(Difference(rel, what, detail))
@@ -216,6 +217,7 @@ def verify(
                 report.errors.append((src.rel, describe(exc)))
     finally:
         manifest.close()
+        first_names.close()
         source.close()
         target.close()
     report.seconds = time.monotonic() - started
