@@ -25,10 +25,14 @@ Run::
     ./dev bench benchmarks/files_local.py                   # 5,000 small, 4 × 128 MiB
     ./dev bench benchmarks/files_local.py --small 50000 --dirs 500 --big-mib 512 --repeat 3
     ./dev bench benchmarks/files_local.py --empty-dirs 100000   # memory with many directories
+    ./dev bench benchmarks/files_local.py --linked 300000       # memory with many hard links
 
 ``--empty-dirs N`` measures only that: N empty directories (two levels), a first
 copy and a re-run by rehost and rsync -a, to show that rehost's peak memory does
 not grow with the directory count (their times are set at the end, deepest first).
+``--linked N`` measures only that: N files with a second name each (hard links),
+a first copy and a re-run by rehost and ``rsync -aH``, then rehost's verify, for
+the memory that remembering the links takes.
 
 The work directory (default ``benchmarks/work/files``) is deleted first and at the
 end unless ``--keep``. Results are printed as a Markdown table.
@@ -121,6 +125,35 @@ def empty_dirs(work: Path, count: int, env: dict[str, str], rsync: str | None) -
     print_rows(rows)
 
 
+def make_linked(root: Path, count: int) -> None:
+    """``count`` one-byte files, each with a second name in a mirror directory
+    (a/D/N and b/D/N, 1,000 per directory), as snapshots of a backup tree hold them."""
+    for n in range(count):
+        a, b = root / "a" / f"d{n // 1000:04d}", root / "b" / f"d{n // 1000:04d}"
+        if n % 1000 == 0:
+            a.mkdir(parents=True)
+            b.mkdir(parents=True)
+        (a / f"{n}").write_bytes(b"x")
+        os.link(a / f"{n}", b / f"{n}")
+
+
+def linked(work: Path, count: int, env: dict[str, str], rsync: str | None) -> None:
+    make_linked(work / "linked", count)
+    rows: list[tuple[str, str, float, int, float | None]] = []
+    data = f"{count:,} files × 2 names"
+    for label, cmd in [
+        ("rehost", [*REHOST, str(work / "linked"), str(work / "r-linked")]),
+        ("rsync -aH", [rsync or "", "-aH", f"{work / 'linked'}/", f"{work / 's-linked'}/"]),
+    ]:
+        if cmd[0]:
+            rows.append((data, f"{label}: first copy", *run(cmd, env)))
+            rows.append((data, f"{label}: no-change re-run", *run(cmd, env)))
+    verify = [sys.executable, "-m", "rehost", "files", "verify", str(work / "linked")]
+    rows.append((data, "rehost files verify", *run([*verify, str(work / "r-linked")], env)))
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n")
+    print_rows(rows)
+
+
 def warm(root: Path) -> None:
     for dirpath, _, names in os.walk(root):
         for name in names:
@@ -142,6 +175,9 @@ def main() -> None:
         "--empty-dirs", type=int, metavar="N", help="only: N empty directories (memory)"
     )
     ap.add_argument(
+        "--linked", type=int, metavar="N", help="only: N files with two names each (memory)"
+    )
+    ap.add_argument(
         "--repeat", type=int, default=1, help="runs of each measurement; the median is shown"
     )
     args = ap.parse_args()
@@ -152,9 +188,12 @@ def main() -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(work / "state")}
     tools = {"rsync": shutil.which("rsync"), "rclone": shutil.which("rclone"), "cp": "cp"}
     rows: list[tuple[str, str, float, int, float | None]] = []
-    if args.empty_dirs:
+    if args.empty_dirs or args.linked:
         try:
-            empty_dirs(work, args.empty_dirs, env, tools["rsync"])
+            if args.empty_dirs:
+                empty_dirs(work, args.empty_dirs, env, tools["rsync"])
+            else:
+                linked(work, args.linked, env, tools["rsync"])
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
