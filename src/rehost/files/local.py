@@ -515,7 +515,7 @@ class LocalTree:
 
     def __init__(self, root: bytes, excludes: Excludes = NONE) -> None:
         self.root = root
-        self.excludes = excludes  # left out of walk() and names()
+        self.excludes = excludes  # left out of walk() (names() lists everything)
 
     def path(self, rel: bytes) -> bytes:
         return join(self.root, rel)
@@ -539,10 +539,9 @@ class LocalTree:
         """(name, is a directory) of what ``rel`` holds, sorted; None if it is not a directory."""
         try:
             with os.scandir(self.path(rel)) as it:
-                found = sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
+                return sorted((d.name, d.is_dir(follow_symlinks=False)) for d in it)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return self.excludes.keep(rel, found)
 
     def hash(self, rel: bytes) -> str:
         return hash_file(self.path(rel))

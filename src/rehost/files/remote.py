@@ -203,7 +203,7 @@ class _RemoteTree:
     """What SFTP and S3 trees share: the walk, hashing by streaming, retries."""
 
     opts: RemoteOptions
-    excludes: Excludes = NONE  # left out of walk() and names()
+    excludes: Excludes = NONE  # left out of walk() (names() lists everything)
 
     def _is_network(self, exc: BaseException) -> bool:
         raise NotImplementedError
@@ -438,7 +438,7 @@ class SFTPTree(_RemoteTree):
         except (FileNotFoundError, NotADirectoryError):
             return None
         self._keep_listing(rel, entries)
-        return self.excludes.keep(rel, [(e.name, e.kind == DIR) for e in entries])
+        return [(e.name, e.kind == DIR) for e in entries]
 
     def link_entry(self, rel: bytes) -> Entry | None:
         """:meth:`entry` with what tells a file's names apart (``ino``, see
@@ -994,9 +994,7 @@ class S3Tree(_RemoteTree):
         if rel and self.entry(rel, xattrs=False) is None:
             return None
         listing = self._list(rel)
-        return self.excludes.keep(
-            rel, sorted((n, i.get("type") == "directory") for n, i in listing.items())
-        )
+        return sorted((n, i.get("type") == "directory") for n, i in listing.items())
 
     def reader(self, rel: bytes) -> _Reader:
         return _S3Reader(self, rel)

@@ -813,6 +813,8 @@ class _Transfer:
         except OSError as exc:
             self._error(listing.rel, f"cannot list target directory: {describe(exc)}")
             return
+        if names is not None:  # what --exclude leaves out is not extra, and never removed
+            names = self.excludes.keep(listing.rel, names)
         if self.quick:  # for quick_check: what is not in it needs no lookup
             self._target_listing = (listing.rel, frozenset(name for name, _ in names or ()))
         if names is None:
@@ -878,13 +880,11 @@ class _Transfer:
         excluded paths are never removed, so neither is the directory holding them."""
         if not self.excludes:
             return False
-        tree = self.target
-        tree.excludes = NONE  # the directory's whole content, excluded paths included
         try:
             todo = [rel]
             while todo:
                 at = todo.pop()
-                for name, is_dir in tree.names(at) or ():
+                for name, is_dir in self.target.names(at) or ():  # all of it, excluded too
                     child = at + b"/" + name
                     if self.excludes.excluded(child, is_dir):
                         return True
@@ -892,8 +892,6 @@ class _Transfer:
                         todo.append(child)
         except OSError:
             return True  # cannot tell: keep it
-        finally:
-            tree.excludes = self.excludes
         return False
 
     def _remove_extra(self) -> None:

@@ -208,11 +208,12 @@ def verify(
                         differ(src.rel, what, _detail(what, src, dst))
                 if src.kind == FILE and src.nlink > 1 and caps.hardlinks:
                     key = (src.dev, src.ino)
-                    if key not in first_names:
+                    first = first_names.get(key)  # one look-up: the map may be on disk
+                    if first is None:
                         first_names[key] = (src.rel, dst.ino)
-                    elif first_names[key][1] != dst.ino or not dst.ino:  # 0: not known
+                    elif first[1] != dst.ino or not dst.ino:  # 0: not known
                         differ(src.rel, "hard link",
-                               f"not linked to {display(first_names[key][0])} on the target")  # fmt: skip
+                               f"not linked to {display(first[0])} on the target")  # fmt: skip
             except OSError as exc:
                 report.errors.append((src.rel, describe(exc)))
     finally:
@@ -239,7 +240,7 @@ def _extras(
             collide[at + name] = at + kept
         folded = {fold(name) for name in listing.names}
     try:
-        names = target.names(listing.rel) or []
+        names = target.excludes.keep(listing.rel, target.names(listing.rel) or [])
     except OSError as exc:
         report.errors.append((listing.rel, f"cannot list target directory: {describe(exc)}"))
         return

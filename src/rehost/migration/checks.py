@@ -456,13 +456,7 @@ def _check_clone(move: DatabaseMove, src_url: str, tgt_url: str | None) -> list[
         if target_dialect == "mariadb":
             target_dialect = "mysql"
         try:
-            plan = prepare(
-                src,
-                target_dialect,
-                exclude=move.exclude,
-                map_types=move.map_type,
-                skip_objects=move.skip_objects,
-            )
+            plan = prepare(src, target_dialect, **move.clone_options)
         except RehostError as exc:
             return [finding("RH399", move.name, str(exc))]
         out += [from_library(f, move.name) for f in plan.findings]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypedDict, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -60,6 +60,12 @@ def _parsed(parse: Callable[[T], object], value: T, option: str) -> T:
     return value
 
 
+class CloneOptions(TypedDict):
+    exclude: list[str]
+    map_types: list[str]
+    skip_objects: list[str]
+
+
 class DatabaseMove(_Strict):
     """One source database into one target database."""
 
@@ -93,6 +99,15 @@ class DatabaseMove(_Strict):
         from rehost.clone.objects import parse_skip
 
         return _parsed(parse_skip, items, "--skip-objects")
+
+    @property
+    def clone_options(self) -> CloneOptions:
+        """This move's choices as ``rehost.clone.clone`` and ``prepare`` take them."""
+        return {
+            "exclude": self.exclude,
+            "map_types": self.map_type,
+            "skip_objects": self.skip_objects,
+        }
 
     @property
     def name(self) -> str:

@@ -145,15 +145,7 @@ def clone(ctx: StepContext) -> Outcome:
     if not replace and _target_has_tables(tgt, src) is False:
         m.store.update_detail(ctx.step.id, {"target_was_empty": True})
         replace = True
-    res = db_clone(
-        src,
-        tgt,
-        exclude=move.exclude,
-        map_types=move.map_type,
-        skip_objects=move.skip_objects,
-        replace=replace,
-        progress=ctx.progress,
-    )
+    res = db_clone(src, tgt, **move.clone_options, replace=replace, progress=ctx.progress)
     from rehost.migration.core import VerifyFailed
 
     if not res.ok:
@@ -231,9 +223,7 @@ def verify_db(ctx: StepContext) -> Outcome:
         res = db_clone(
             m.db_url(move.from_),
             m.db_url(move.to, "target"),
-            exclude=move.exclude,
-            map_types=move.map_type,
-            skip_objects=move.skip_objects,
+            **move.clone_options,
             verify_only=True,
         )
         if not res.ok:
